@@ -1,0 +1,44 @@
+// Lint: typescript-eslint with type information (floating and misused promises are
+// errors), plus the promise plugin. Layer rules live in .dependency-cruiser.cjs.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import promise from 'eslint-plugin-promise';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bench/native/**', 'eslint.config.js', '.dependency-cruiser.cjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  promise.configs['flat/recommended'],
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'promise/always-return': 'off',
+      'promise/catch-or-return': 'off',
+      'no-restricted-syntax': ['error',
+        { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'Inject randomness through Env.' },
+      ],
+    },
+  },
+  {
+    // Sans-I/O protocol cores and the seam itself: no wall clock, no timers, no sockets.
+    files: ['src/wire/**', 'src/util/**', 'src/stun/**'],
+    rules: {
+      'no-restricted-globals': ['error',
+        { name: 'setTimeout', message: 'Use the injected Clock.' },
+        { name: 'setInterval', message: 'Use the injected Clock.' },
+      ],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'Use the injected Clock.' },
+        { object: 'performance', property: 'now', message: 'Use the injected Clock.' },
+      ],
+      'no-restricted-imports': ['error', { paths: ['node:dgram', 'node:net', 'node:tls', 'dgram', 'net', 'tls'] }],
+    },
+  },
+);

@@ -1,0 +1,3 @@
+// Layer 0: errors, IP addresses, small helpers shared by every layer.
+export * from './errors.ts';
+export * from './ip.ts';

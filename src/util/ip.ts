@@ -1,0 +1,86 @@
+// IP address parsing and formatting (RFC 4291 §2.2 text forms, RFC 5952 canonical output).
+import { isIP } from 'node:net';
+import { NatkitError } from './errors.ts';
+
+/** Address family: 4 or 6. */
+export type IpFamily = 4 | 6;
+
+/** Family of an address string, or undefined when it is no IP address. */
+export function ipFamily(address: string): IpFamily | undefined {
+  const v = isIP(address);
+  return v === 4 ? 4 : v === 6 ? 6 : undefined;
+}
+
+/** `::ffff:a.b.c.d` (IPv4-mapped, RFC 4291 §2.5.5.2) becomes `a.b.c.d`; other forms are kept. */
+export function normalizeAddress(address: string): string {
+  const lower = address.toLowerCase();
+  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
+  return ipFamily(address) === 6 ? formatIPv6(parseIPv6(address)) : address;
+}
+
+/** Parses a dotted-quad IPv4 address into 4 bytes. */
+export function parseIPv4(address: string): Uint8Array {
+  if (isIP(address) !== 4) throw new NatkitError('ERR_INVALID_ARGUMENT', `expected an IPv4 address, got "${address}"`);
+  return Uint8Array.from(address.split('.', 4), Number);
+}
+
+/** Parses any RFC 4291 IPv6 text form (including embedded IPv4) into 16 bytes. */
+export function parseIPv6(address: string): Uint8Array {
+  if (isIP(address) !== 6) throw new NatkitError('ERR_INVALID_ARGUMENT', `expected an IPv6 address, got "${address}"`);
+  // Rewrite a trailing dotted quad as two hex words, then drop any zone index.
+  const text = (address.split('%', 1)[0] ?? '').replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
+    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`,
+  );
+  const words = (s: string): number[] => (s === '' ? [] : s.split(':').map((h) => parseInt(h, 16)));
+  const gap = text.indexOf('::');
+  const hi = words(gap < 0 ? text : text.slice(0, gap));
+  const lo = gap < 0 ? [] : words(text.slice(gap + 2));
+  const all = [...hi, ...new Array<number>(8 - hi.length - lo.length).fill(0), ...lo];
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    out[i * 2] = w >> 8;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  return out;
+}
+
+/** Formats 4 bytes as dotted-quad. */
+export function formatIPv4(bytes: Uint8Array): string {
+  return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
+}
+
+/** Formats 16 bytes in RFC 5952 canonical form (longest zero run, leftmost, length ≥ 2, compressed). */
+export function formatIPv6(bytes: Uint8Array): string {
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push(((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0));
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (ws: number[]): string => ws.map((w) => w.toString(16)).join(':');
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/** Address bytes of either family (IPv4-mapped IPv6 is not produced: callers normalise first). */
+export function parseIp(address: string): Uint8Array {
+  return ipFamily(address) === 4 ? parseIPv4(address) : parseIPv6(address);
+}
+
+/** Formats 4 or 16 bytes. */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return formatIPv4(bytes);
+  if (bytes.length === 16) return formatIPv6(bytes);
+  throw new NatkitError('ERR_INVALID_ARGUMENT', `expected 4 or 16 address bytes, got ${bytes.length}`);
+}
