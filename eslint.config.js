@@ -27,6 +27,15 @@ export default tseslint.config(
     },
   },
   {
+    // node:test's test()/describe() return promises the runner itself awaits.
+    files: ['test/**'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': ['error', {
+        allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }],
+      }],
+    },
+  },
+  {
     // Sans-I/O protocol cores and the seam itself: no wall clock, no timers, no sockets.
     files: ['src/wire/**', 'src/util/**', 'src/stun/**'],
     rules: {
@@ -38,7 +47,12 @@ export default tseslint.config(
         { object: 'Date', property: 'now', message: 'Use the injected Clock.' },
         { object: 'performance', property: 'now', message: 'Use the injected Clock.' },
       ],
-      'no-restricted-imports': ['error', { paths: ['node:dgram', 'node:net', 'node:tls', 'dgram', 'net', 'tls'] }],
+      'no-restricted-imports': ['error', {
+        paths: [
+          'node:dgram', 'node:tls', 'dgram', 'tls',
+          { name: 'node:net', importNames: ['createServer', 'createConnection', 'connect', 'Socket', 'Server'], message: 'Sockets come from the Network in Env.' },
+        ],
+      }],
     },
   },
 );

@@ -1,6 +1,5 @@
 // Endpoint helpers: construction with normalisation, map keys, text forms.
-import { NatkitError } from '../util/errors.ts';
-import { ipFamily, normalizeAddress } from '../util/ip.ts';
+import { NatkitError, ipFamily, normalizeAddress } from '../util/index.ts';
 import type { Endpoint } from './types.ts';
 
 /** Builds an Endpoint, normalising the address (IPv4-mapped → IPv4, canonical IPv6). */

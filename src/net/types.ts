@@ -1,7 +1,7 @@
 // The transport seam (docs/architecture.md §net): every protocol reaches the network,
 // the clock and randomness only through these interfaces, so the same code runs on
 // real sockets (net/node) and in the simulated world (net/sim).
-import type { IpFamily } from '../util/ip.ts';
+import type { IpFamily } from '../util/index.ts';
 
 /** A transport address. `address` is normalised: no IPv4-mapped IPv6, canonical IPv6. */
 export interface Endpoint {

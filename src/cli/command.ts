@@ -1,0 +1,80 @@
+// The shape of a `natkit` command: one file per command in commands/, each runnable
+// in-process by tests with its own io, env and signal (shared/STYLE.md, CLI).
+import type { Env } from '../net/index.ts';
+import { NatkitError } from '../util/index.ts';
+
+/** Where a command writes: data and results to `out`, progress and diagnostics to `err`. */
+export interface CommandIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** One option of a command; the same schema serves flags, environment and config file. */
+export interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  readonly multiple?: boolean;
+  /** Shown in --help. */
+  readonly description: string;
+  /** Placeholder in --help, e.g. 'HOST:PORT'. */
+  readonly valueName?: string;
+  /** Environment variable that sets it (server commands). */
+  readonly env?: string;
+  /** Default, as shown in --help. */
+  readonly default?: string | boolean;
+}
+
+/** Parsed invocation handed to a command. */
+export interface CommandContext {
+  readonly values: Readonly<Record<string, string | boolean | string[] | undefined>>;
+  readonly positionals: readonly string[];
+  readonly io: CommandIo;
+  readonly env: Env;
+  /** Fires on SIGINT/SIGTERM (or when a test aborts). */
+  readonly signal: AbortSignal;
+}
+
+/** A `natkit` subcommand. `run` resolves to the exit code: 0 ok, 1 failure. */
+export interface Command {
+  readonly name: string;
+  readonly summary: string;
+  /** Usage line after `natkit NAME`, e.g. '[options] SERVER'. */
+  readonly usage: string;
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  /** Extra --help text: examples, notes. */
+  readonly details?: string;
+  run(ctx: CommandContext): Promise<number>;
+}
+
+/** Wrong invocation: exits 2 with the message and a pointer to --help. */
+export class UsageError extends NatkitError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit codes of every command. */
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** A string option's value, or undefined. */
+export function stringOption(ctx: CommandContext, name: string): string | undefined {
+  const v = ctx.values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** A boolean option's value (false when absent). */
+export function flag(ctx: CommandContext, name: string): boolean {
+  return ctx.values[name] === true;
+}
+
+/** Parses a whole number option within bounds, or throws UsageError naming the option. */
+export function intOption(ctx: CommandContext, name: string, min: number, max: number): number | undefined {
+  const v = stringOption(ctx, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`--${name}: expected a whole number in ${min}–${max}, got "${v}"`);
+  return n;
+}
