@@ -11,11 +11,21 @@ export function ipFamily(address: string): IpFamily | undefined {
   return v === 4 ? 4 : v === 6 ? 6 : undefined;
 }
 
-/** `::ffff:a.b.c.d` (IPv4-mapped, RFC 4291 §2.5.5.2) becomes `a.b.c.d`; other forms are kept. */
+/**
+ * IPv4-mapped IPv6 (RFC 4291 §2.5.5.2, in any text form: `::ffff:1.2.3.4`,
+ * `::ffff:102:304`, `0:0:0:0:0:ffff:…`) becomes `a.b.c.d`; other IPv6 becomes RFC 5952
+ * canonical text; anything else is kept.
+ */
 export function normalizeAddress(address: string): string {
-  const lower = address.toLowerCase();
-  if (lower.startsWith('::ffff:') && isIP(lower.slice(7)) === 4) return lower.slice(7);
-  return ipFamily(address) === 6 ? formatIPv6(parseIPv6(address)) : address;
+  if (ipFamily(address) !== 6) return address;
+  const bytes = parseIPv6(address);
+  return isIPv4Mapped(bytes) ? formatIPv4(bytes.subarray(12)) : formatIPv6(bytes);
+}
+
+/** True for ::ffff:0:0/96: ten zero bytes, then 0xffff. */
+function isIPv4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
 }
 
 /** Parses a dotted-quad IPv4 address into 4 bytes. */

@@ -1,5 +1,5 @@
 // Bounds-checked big-endian reader over a byte view; never copies.
-import { DecodeError } from '../util/errors.ts';
+import { DecodeError } from '../util/index.ts';
 
 /** Reads network-order integers and slices from a Uint8Array, throwing DecodeError past the end. */
 export class ByteReader {

@@ -32,14 +32,14 @@ const probe: Command = {
     config: { type: 'string', description: 'config file', env: 'PROBE_CONFIG' },
     fail: { type: 'string', description: 'fail with this code' },
   },
-  async run(ctx) {
+  run(ctx) {
     seen = ctx;
     intOption(ctx, 'port', 1, 65535);
     const fail = stringOption(ctx, 'fail');
     if (fail === 'natkit') throw new NatkitError('ERR_TIMEOUT', 'no answer');
-    if (fail === 'exit') return 1;
+    if (fail === 'exit') return Promise.resolve(1);
     ctx.io.out(`ok ${flag(ctx, 'verbose')}\n`);
-    return 0;
+    return Promise.resolve(0);
   },
 };
 

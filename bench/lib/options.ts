@@ -1,0 +1,129 @@
+// Command-line options of `npm run bench` (bench/run.ts).
+import { parseArgs } from 'node:util';
+
+/** Servers the benchmark knows, in the order they run. */
+export const SERVER_IDS = ['bare', 'natkit', 'natkit-nolimit', 'coturn'] as const;
+export type ServerId = (typeof SERVER_IDS)[number];
+/** What runs when --only is not given. */
+export const DEFAULT_SERVERS: readonly ServerId[] = ['bare', 'natkit', 'coturn'];
+
+/** Everything a run is configured by. */
+export interface BenchOptions {
+  /** Machine-readable output on stdout. @default false */
+  readonly json: boolean;
+  /** Measured interval per server and run, seconds. @default 3 */
+  readonly durationS: number;
+  /** Warm-up before it (answers not counted), seconds. @default 0.5 */
+  readonly warmupS: number;
+  /** Requests kept in flight. @default 128 */
+  readonly window: number;
+  /** A request unanswered this long is lost, milliseconds. @default 200 */
+  readonly timeoutMs: number;
+  /** Runs per server; the table shows medians. @default 3 */
+  readonly runs: number;
+  /** Servers to measure. @default bare, natkit, coturn */
+  readonly only: readonly ServerId[];
+  /** Requests carry FINGERPRINT (RFC 8489 §14.7), as ICE agents send them. @default false */
+  readonly fingerprint: boolean;
+  /** Generator busy-polls this long before sleeping, µs (only when pinned). @default 1000 */
+  readonly spinUs: number;
+  /** Pin server and generator to separate CPUs with taskset when possible. @default true */
+  readonly pin: boolean;
+  /** Force the Node load generator even when cc works. @default false */
+  readonly nodeGenerator: boolean;
+  /** Run the Node servers under --cpu-prof and print where the time goes. @default false */
+  readonly profile: boolean;
+  readonly help: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+STUN Binding throughput over UDP loopback: one load generator against several servers
+(one at a time, each on its own CPU when taskset is available), then a table with
+responses/s, loss, p50/p99 latency and the ratio of each to the bare Node responder.
+
+options:
+  --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}
+                     (default ${DEFAULT_SERVERS.join(',')})
+  --duration-s N     measured seconds per run (default 3)
+  --warmup-s N       warm-up seconds before each measurement (default 0.5)
+  --window N         requests in flight (default 128)
+  --timeout-ms N     a request unanswered this long is lost (default 200)
+  --runs N           runs per server; the table shows medians (default 3)
+  --fingerprint      requests carry FINGERPRINT
+  --spin-us N        generator busy-polls N µs before sleeping, when pinned (default 1000)
+  --no-pin           do not pin with taskset
+  --node-generator   use the Node load generator instead of the native one
+  --profile          run the Node servers under --cpu-prof and summarise where
+                     their time goes (profiles kept in bench/native/build/profiles/)
+  --json             machine-readable results on stdout
+  -h, --help         this text
+`;
+
+/** A usage error: exit code 2. */
+export class UsageError extends Error {}
+
+function num(name: string, text: string | undefined, fallback: number, min: number, max: number, integer = false): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min || n > max || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name}: expected ${integer ? 'an integer' : 'a number'} in ${min}–${max}, got "${text}"`);
+  }
+  return n;
+}
+
+/** Parses argv; throws UsageError. */
+export function parseBenchArgs(argv: readonly string[]): BenchOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        json: { type: 'boolean', default: false },
+        'duration-s': { type: 'string' },
+        'warmup-s': { type: 'string' },
+        window: { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        runs: { type: 'string' },
+        only: { type: 'string' },
+        fingerprint: { type: 'boolean', default: false },
+        'spin-us': { type: 'string' },
+        'no-pin': { type: 'boolean', default: false },
+        'node-generator': { type: 'boolean', default: false },
+        profile: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  let only: ServerId[] = [...DEFAULT_SERVERS];
+  if (v.only !== undefined) {
+    only = [];
+    for (const name of v.only.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+      const id = SERVER_IDS.find((s) => s === name);
+      if (id === undefined) throw new UsageError(`--only: expected some of ${SERVER_IDS.join(', ')}, got "${name}"`);
+      if (!only.includes(id)) only.push(id);
+    }
+    if (only.length === 0) throw new UsageError('--only: expected at least one server');
+    only.sort((a, b) => SERVER_IDS.indexOf(a) - SERVER_IDS.indexOf(b));
+  }
+  return {
+    json: v.json,
+    durationS: num('duration-s', v['duration-s'], 3, 0.1, 600),
+    warmupS: num('warmup-s', v['warmup-s'], 0.5, 0, 60),
+    window: num('window', v.window, 128, 1, 65536, true),
+    timeoutMs: num('timeout-ms', v['timeout-ms'], 200, 1, 4000, true),
+    runs: num('runs', v.runs, 3, 1, 50, true),
+    only,
+    fingerprint: v.fingerprint,
+    spinUs: num('spin-us', v['spin-us'], 1000, 0, 1_000_000, true),
+    pin: !v['no-pin'],
+    nodeGenerator: v['node-generator'],
+    profile: v.profile,
+    help: v.help,
+  };
+}

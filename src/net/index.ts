@@ -1,0 +1,35 @@
+// natkit/net (layer 1): the transport seam — types, endpoint helpers, the RFC 7983
+// packet demultiplexer and the stream framer. Real sockets live in net/node, imported
+// through its own index; the simulated world will live in net/sim.
+export type {
+  BindOptions,
+  Clock,
+  ConnectOptions,
+  Endpoint,
+  Env,
+  ListenOptions,
+  Logger,
+  Network,
+  PacketHandler,
+  PacketSocket,
+  Random,
+  SocketStats,
+  StreamListener,
+  StreamSocket,
+  Timer,
+  TlsClientOptions,
+  TlsServerOptions,
+} from './types.ts';
+export { endpoint, endpointKey, formatEndpoint, parseEndpoint, sameEndpoint } from './endpoint.ts';
+export {
+  MUX_DTLS,
+  MUX_RTP,
+  MUX_STUN,
+  MUX_TURN_CHANNEL,
+  MUX_ZRTP,
+  PacketMux,
+  type MuxRange,
+  type MuxStats,
+  type RouteOptions,
+} from './mux.ts';
+export { StreamFramer, type MessageHandler, type StreamFramerOptions } from './framing.ts';
