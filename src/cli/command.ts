@@ -1,5 +1,6 @@
 // The shape of a `natkit` command: one file per command in commands/, each runnable
 // in-process by tests with its own io, env and signal (shared/STYLE.md, CLI).
+import { readFile } from 'node:fs/promises';
 import type { Env } from '../net/index.ts';
 import { NatkitError } from '../util/index.ts';
 
@@ -77,4 +78,15 @@ export function intOption(ctx: CommandContext, name: string, min: number, max: n
   const n = Number(v);
   if (!/^\d+$/.test(v) || n < min || n > max) throw new UsageError(`--${name}: expected a whole number in ${min}–${max}, got "${v}"`);
   return n;
+}
+
+/** Reads the file a string option names (certificates, keys), or throws UsageError naming the option. */
+export async function fileOption(ctx: CommandContext, name: string): Promise<string | undefined> {
+  const path = stringOption(ctx, name);
+  if (path === undefined) return undefined;
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new UsageError(`--${name}: cannot read ${path} (${cause instanceof Error ? cause.message : String(cause)})`);
+  }
 }

@@ -20,7 +20,8 @@ export function programHelp(commands: readonly Command[]): string {
 /** `natkit NAME --help`. */
 export function commandHelp(c: Command): string {
   const rows = Object.entries(c.options).map(([name, o]) => {
-    const left = `${o.short !== undefined ? `-${o.short}, ` : '    '}--${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}`;
+    const negatable = o.type === 'boolean' && o.default === true ? '[no-]' : '';
+    const left = `${o.short !== undefined ? `-${o.short}, ` : '    '}--${negatable}${name}${o.type === 'string' ? ` ${o.valueName ?? 'VALUE'}` : ''}`;
     const extra = [o.default !== undefined ? `default: ${String(o.default)}` : '', o.env !== undefined ? `env: ${o.env}` : '']
       .filter((s) => s !== '')
       .join('; ');

@@ -35,6 +35,8 @@ export async function runCli(commands: readonly Command[], argv: readonly string
       args: [...rest],
       options: { ...toParseArgs(command.options), help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
+      // --no-NAME turns off a boolean option whose default is on.
+      allowNegative: true,
       strict: true,
     });
     if (parsed.values.help === true) {

@@ -202,7 +202,7 @@ export class StunTransaction {
     const d = this.discarded;
     const detail = d
       ? `${d.detail} (no acceptable response after ${this.sent} transmissions)`
-      : `no response after ${this.sent} transmission${this.sent === 1 ? '' : 's'} in ${now - this.startedAt} ms`;
+      : `no response after ${this.sent} transmission${this.sent === 1 ? '' : 's'} in ${Math.round(now - this.startedAt)} ms`;
     return this.fail(now, d?.code ?? 'ERR_TIMEOUT', detail, d?.cause);
   }
 

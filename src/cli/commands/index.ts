@@ -1,0 +1,6 @@
+// Every `natkit` command, in the order --help lists them.
+import type { Command } from '../command.ts';
+import { stunServerCommand } from './stun-server.ts';
+import { stunCommand } from './stun.ts';
+
+export const commands: readonly Command[] = [stunCommand, stunServerCommand];

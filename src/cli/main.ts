@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// The `natkit` binary: real sockets and clock (nodeEnv), process I/O, and SIGINT/SIGTERM
+// turned into an abort of the running command. A second signal exits at once.
+import { nodeEnv } from '../net/node/index.ts';
+import { NatkitError } from '../util/index.ts';
+import { commands } from './commands/index.ts';
+import { runCli } from './run.ts';
+
+const controller = new AbortController();
+const onSignal = (signal: NodeJS.Signals): void => {
+  if (controller.signal.aborted) process.exit(130);
+  controller.abort(new NatkitError('ERR_ABORTED', `interrupted by ${signal}`));
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+process.exitCode = await runCli(commands, process.argv.slice(2), {
+  io: { out: (text) => void process.stdout.write(text), err: (text) => void process.stderr.write(text) },
+  env: nodeEnv(),
+  signal: controller.signal,
+  vars: process.env,
+});
+process.off('SIGINT', onSignal);
+process.off('SIGTERM', onSignal);

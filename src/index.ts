@@ -1,0 +1,9 @@
+// natkit: the public API with Node defaults. Areas are also importable alone
+// (natkit/net, natkit/stun); this entry adds the real-socket environment (nodeEnv).
+export * from './util/index.ts';
+export * from './net/index.ts';
+export {
+  NodeNetwork, consoleLogger, cryptoRandom, nodeEnv, resolveEndpoint, silentLogger, systemClock,
+  type HostLookup, type LogLevel, type NodeNetworkOptions, type ResolveOptions,
+} from './net/node/index.ts';
+export * from './stun/index.ts';
