@@ -26,27 +26,33 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
 /** Text form for people: `1.2.3.4:5` or `[::1]:5`. */
 export const formatEndpoint = endpointKey;
 
+/** Splits `host:port`, `[v6]:port`, `v6` or `host` (with `defaultPort`); the host is not checked. */
+export function splitHostPort(text: string, defaultPort?: number): { host: string; port: number } {
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  let host = text;
+  let portText: string | undefined;
+  if (bracket) {
+    host = bracket[1] ?? '';
+    portText = bracket[2];
+  } else if (ipFamily(text) !== 6) {
+    const i = text.lastIndexOf(':');
+    if (i >= 0) {
+      host = text.slice(0, i);
+      portText = text.slice(i + 1);
+    }
+  }
+  const port = portText === undefined ? defaultPort : /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+  if (port === undefined || Number.isNaN(port) || port > 0xffff || host === '') {
+    throw new NatkitError('ERR_INVALID_ARGUMENT', `expected host:port, got "${text}"`);
+  }
+  return { host, port };
+}
+
 /**
  * Parses `host:port`, `[v6]:port`, `v6` or `host` (with `defaultPort`). Only IP literals:
  * name resolution belongs to the caller (see net/node resolveEndpoint).
  */
 export function parseEndpoint(text: string, defaultPort?: number): Endpoint {
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  let host = text;
-  let port: string | undefined;
-  if (bracket) {
-    host = bracket[1] ?? '';
-    port = bracket[2];
-  } else if (ipFamily(text) !== 6) {
-    const i = text.lastIndexOf(':');
-    if (i >= 0) {
-      host = text.slice(0, i);
-      port = text.slice(i + 1);
-    }
-  }
-  const p = port === undefined ? defaultPort : /^\d{1,5}$/.test(port) ? Number(port) : NaN;
-  if (p === undefined || Number.isNaN(p)) {
-    throw new NatkitError('ERR_INVALID_ARGUMENT', `expected host:port, got "${text}"`);
-  }
-  return endpoint(host, p);
+  const { host, port } = splitHostPort(text, defaultPort);
+  return endpoint(host, port);
 }

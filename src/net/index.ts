@@ -20,7 +20,7 @@ export type {
   TlsClientOptions,
   TlsServerOptions,
 } from './types.ts';
-export { endpoint, endpointKey, formatEndpoint, parseEndpoint, sameEndpoint } from './endpoint.ts';
+export { endpoint, endpointKey, formatEndpoint, parseEndpoint, sameEndpoint, splitHostPort } from './endpoint.ts';
 export {
   MUX_DTLS,
   MUX_RTP,

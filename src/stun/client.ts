@@ -7,7 +7,7 @@ import {
   endpointKey, sameEndpoint, StreamFramer,
   type Endpoint, type Env, type PacketSocket, type StreamSocket, type Timer, type TlsClientOptions,
 } from '../net/index.ts';
-import { DecodeError, NatkitError, abortError, throwIfAborted } from '../util/index.ts';
+import { DecodeError, KeyedSlots, NatkitError, abortError, throwIfAborted } from '../util/index.ts';
 import { StunDecodeError } from './attribute.ts';
 import { BINDING, HEADER_LENGTH, LEGACY_TRANSACTION_ID_LENGTH, MAGIC_COOKIE, StunClass, TRANSACTION_ID_LENGTH } from './constants.ts';
 import {
@@ -24,6 +24,7 @@ import {
   StunTransaction, TransactionTable, requestTransactionId, resolveTimers,
   type ReceiveVerdict, type TransactionStep, type TransactionTimers,
 } from './transaction.ts';
+import { RtoCache } from './rto.ts';
 
 /** How the client reaches its server (RFC 8489 §6.2). */
 export type StunTransport = 'udp' | 'tcp' | 'tls';
@@ -64,6 +65,14 @@ export interface StunClientOptions extends TransactionTimers {
   readonly software?: string;
   /** Add FINGERPRINT to every request (RFC 8489 §7, §14.7). @default false */
   readonly fingerprint?: boolean;
+  /**
+   * UDP: per-server RTO estimates (RFC 8489 §6.2.1); share one between clients to share
+   * what they learn, or false to start every transaction with `rtoMs`.
+   * @default a cache of this client's own, starting at `rtoMs`
+   */
+  readonly rtoCache?: RtoCache | false;
+  /** Transactions outstanding to one server IP address at once; more wait their turn (RFC 8489 §6.2). @default 10 */
+  readonly maxOutstanding?: number;
   /** Cancels create() while it binds or connects. */
   readonly signal?: AbortSignal;
 }
@@ -120,6 +129,8 @@ export interface StunClientStats {
   badIntegrity: number;
   /** Responses discarded because an attribute did not decode. */
   malformed: number;
+  /** Requests that waited for one of the server's outstanding slots. */
+  queued: number;
 }
 
 interface Pending {
@@ -130,6 +141,12 @@ interface Pending {
   readonly resolve: (info: ResponseInfo) => void;
   readonly reject: (err: Error) => void;
   timer: Timer | undefined;
+}
+
+/** What create() prepares before binding, so bad options fail first. */
+interface Parts {
+  readonly slots: KeyedSlots;
+  readonly rtoCache: RtoCache | undefined;
 }
 
 /** The receiving side: an owned or borrowed datagram socket, or a stream with its framer. */
@@ -150,7 +167,7 @@ export class StunClient implements AsyncDisposable {
   readonly transport: StunTransport;
   readonly stats: StunClientStats = {
     requests: 0, transmissions: 0, responses: 0, notStun: 0, undecodable: 0, notResponses: 0,
-    unknownTransaction: 0, badFingerprint: 0, badIntegrity: 0, malformed: 0,
+    unknownTransaction: 0, badFingerprint: 0, badIntegrity: 0, malformed: 0, queued: 0,
   };
   private readonly env: Env;
   private readonly channel: Channel;
@@ -158,6 +175,8 @@ export class StunClient implements AsyncDisposable {
   private readonly software: string | undefined;
   private readonly fingerprint: boolean;
   private readonly table = new TransactionTable<Pending>();
+  private readonly rtoCache: RtoCache | undefined;
+  private readonly slots: KeyedSlots;
   private readonly framer: StreamFramer | undefined;
   private closing: Promise<void> | undefined;
   /** Why the client can no longer send (closed, or its stream ended). */
@@ -168,7 +187,14 @@ export class StunClient implements AsyncDisposable {
     const { env, server, signal } = options;
     const transport = options.transport ?? 'udp';
     throwIfAborted(signal, 'STUN client creation');
-    resolveTimers(options); // bad values fail before anything is bound or connected
+    // Bad values fail before anything is bound or connected.
+    const initialMs = resolveTimers(options).rtoMs;
+    const parts: Parts = {
+      slots: new KeyedSlots(options.maxOutstanding ?? 10),
+      rtoCache: transport === 'udp' && options.rtoCache !== false
+        ? (options.rtoCache ?? new RtoCache({ initialMs, minMs: Math.min(initialMs, 100), maxMs: Math.max(initialMs, 60_000) }))
+        : undefined,
+    };
     const attached = options.attachHandler ?? true;
     if (transport === 'udp') {
       if (options.stream !== undefined || options.tls !== undefined) {
@@ -176,20 +202,20 @@ export class StunClient implements AsyncDisposable {
       }
       if (options.socket !== undefined) {
         if (options.socket.closed) throw new NatkitError('ERR_CLOSED', 'the socket given to the STUN client is closed');
-        return new StunClient(options, { kind: 'udp', socket: options.socket, owned: false, attached });
+        return new StunClient(options, parts, { kind: 'udp', socket: options.socket, owned: false, attached });
       }
       const socket = await env.network.bindUdp({
         address: options.localAddress ?? (server.family === 6 ? '::' : '0.0.0.0'),
         port: options.localPort ?? 0,
         ...(signal && { signal }),
       });
-      return new StunClient(options, { kind: 'udp', socket, owned: true, attached: true });
+      return new StunClient(options, parts, { kind: 'udp', socket, owned: true, attached: true });
     }
     if (options.socket !== undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', `transport '${transport}': expected a stream, got a datagram socket`);
     if (transport === 'tcp' && options.tls !== undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', "TLS options given with transport 'tcp'; use 'tls'");
     if (options.stream !== undefined) {
       if (options.stream.closed) throw new NatkitError('ERR_CLOSED', 'the stream given to the STUN client is closed');
-      return new StunClient(options, { kind: 'stream', stream: options.stream, owned: false, attached });
+      return new StunClient(options, parts, { kind: 'stream', stream: options.stream, owned: false, attached });
     }
     const stream = await env.network.connectStream(server, {
       ...(transport === 'tls' && { tls: options.tls ?? {} }),
@@ -197,10 +223,10 @@ export class StunClient implements AsyncDisposable {
       ...(options.connectTimeoutMs !== undefined && { timeoutMs: options.connectTimeoutMs }),
       ...(signal && { signal }),
     });
-    return new StunClient(options, { kind: 'stream', stream, owned: true, attached: true });
+    return new StunClient(options, parts, { kind: 'stream', stream, owned: true, attached: true });
   }
 
-  private constructor(options: StunClientOptions, channel: Channel) {
+  private constructor(options: StunClientOptions, parts: Parts, channel: Channel) {
     this.env = options.env;
     this.server = options.server;
     this.transport = options.transport ?? 'udp';
@@ -213,6 +239,8 @@ export class StunClient implements AsyncDisposable {
     };
     this.software = options.software;
     this.fingerprint = options.fingerprint ?? false;
+    this.rtoCache = parts.rtoCache;
+    this.slots = parts.slots;
     if (channel.kind === 'udp') {
       if (channel.attached) channel.socket.onPacket((data, from) => void this.receive(data, from));
       this.framer = undefined;
@@ -330,7 +358,7 @@ export class StunClient implements AsyncDisposable {
   private async transact(request: StunRequest, options: RequestOptions): Promise<ResponseInfo> {
     const { signal } = options;
     throwIfAborted(signal, 'STUN request');
-    if (this.ended !== undefined) throw new NatkitError('ERR_CLOSED', this.ended.message, { cause: this.ended.cause });
+    this.throwIfEnded();
     const to = options.to ?? this.server;
     const c = this.channel;
     if (c.kind === 'stream' && !sameEndpoint(to, c.stream.remote)) {
@@ -339,22 +367,21 @@ export class StunClient implements AsyncDisposable {
     if (c.kind === 'udp' && to.family !== c.socket.local.family) {
       throw new NatkitError('ERR_INVALID_ARGUMENT', `an IPv${c.socket.local.family} socket cannot send to ${endpointKey(to)}`);
     }
-    const attributes = [...(request.attributes ?? [])];
-    if (this.software !== undefined) attributes.push(attr(SOFTWARE, this.software));
-    const bytes = encodeMessage(
-      { method: request.method, cls: StunClass.REQUEST, transactionId: this.newTransactionId(options.legacy === true), attributes },
-      {
-        ...(options.key && { key: options.key }),
-        ...(options.integrity && { integrity: options.integrity }),
-        fingerprint: options.fingerprint ?? this.fingerprint,
-      },
-    );
-    const tx = new StunTransaction(bytes, {
-      transport: this.channel.kind,
-      ...this.timers,
-      ...(options.key && { key: options.key }),
-      ...(options.validate && { validate: options.validate }),
-    });
+    // RFC 8489 §6.2: at most ten (maxOutstanding) transactions to one server at a time.
+    if (!this.slots.tryAcquire(to.address)) {
+      this.stats.queued += 1;
+      await this.slots.acquire(to.address, signal);
+    }
+    let tx: StunTransaction;
+    try {
+      // Things may have changed while we waited for the slot.
+      throwIfAborted(signal, 'STUN request');
+      this.throwIfEnded();
+      tx = this.newTransaction(request, options, to);
+    } catch (err) {
+      this.slots.release(to.address);
+      throw err;
+    }
     return new Promise<ResponseInfo>((resolve, reject) => {
       const entry: Pending = {
         tx, to, signal, resolve, reject, timer: undefined,
@@ -367,14 +394,41 @@ export class StunClient implements AsyncDisposable {
     });
   }
 
+  private throwIfEnded(): void {
+    if (this.ended !== undefined) throw new NatkitError('ERR_CLOSED', this.ended.message, { cause: this.ended.cause });
+  }
+
+  /** Encodes the request and makes its transaction, starting from the server's cached RTO. */
+  private newTransaction(request: StunRequest, options: RequestOptions, to: Endpoint): StunTransaction {
+    const attributes = [...(request.attributes ?? [])];
+    if (this.software !== undefined) attributes.push(attr(SOFTWARE, this.software));
+    const bytes = encodeMessage(
+      { method: request.method, cls: StunClass.REQUEST, transactionId: this.newTransactionId(options.legacy === true), attributes },
+      {
+        ...(options.key && { key: options.key }),
+        ...(options.integrity && { integrity: options.integrity }),
+        fingerprint: options.fingerprint ?? this.fingerprint,
+      },
+    );
+    return new StunTransaction(bytes, {
+      transport: this.channel.kind,
+      ...this.timers,
+      ...(this.rtoCache !== undefined && { rtoMs: this.rtoCache.rto(to.address, this.env.clock.now()) }),
+      ...(options.key && { key: options.key }),
+      ...(options.validate && { validate: options.validate }),
+    });
+  }
+
   /** A fresh ID (RFC 8489 §5: uniformly and cryptographically random, from env.random) not already pending. */
   private newTransactionId(legacy: boolean): Uint8Array {
-    for (;;) {
+    // A good source repeats itself with odds of 2^-96 per try; a broken one is reported.
+    for (let attempt = 0; attempt < 8; attempt++) {
       const id = this.env.random.bytes(legacy ? LEGACY_TRANSACTION_ID_LENGTH : TRANSACTION_ID_LENGTH);
       // An RFC 3489 ID that starts with the magic cookie would read as an RFC 5389 header.
       const cookieLike = legacy && ((id[0]! << 24) | (id[1]! << 16) | (id[2]! << 8) | id[3]!) >>> 0 === MAGIC_COOKIE;
       if (!cookieLike && !this.table.has(id)) return id;
     }
+    throw new NatkitError('ERR_PROTOCOL', 'env.random gave 8 transaction IDs in a row that are pending or cookie-like: is it random?');
   }
 
   /** Carries out a step of a transaction: send, then finish or set the timer. */
@@ -409,10 +463,13 @@ export class StunClient implements AsyncDisposable {
     if (outcome === undefined) return;
     if (outcome.kind === 'response') {
       this.stats.responses += 1;
+      // Karn (RFC 6298 §3): only an answer to a single transmission is an RTT sample.
+      if (outcome.transmissions === 1) this.rtoCache?.sample(entry.to.address, outcome.rttMs, this.env.clock.now());
       const origin = from ?? (this.channel.kind === 'stream' ? this.channel.stream.remote : entry.to);
       this.settle(entry, { message: outcome.response, from: origin, rttMs: outcome.rttMs, transmissions: outcome.transmissions });
       return;
     }
+    if (outcome.code === 'ERR_TIMEOUT') this.rtoCache?.timedOut(entry.to.address, this.env.clock.now());
     const what = `STUN request to ${endpointKey(entry.to)}`;
     this.settle(entry, new NatkitError(outcome.code, `${what}: ${outcome.detail}`, outcome.cause === undefined ? {} : { cause: outcome.cause }));
   }
@@ -420,6 +477,7 @@ export class StunClient implements AsyncDisposable {
   /** Removes a transaction and resolves or rejects its call; later responses count as unknown. */
   private settle(entry: Pending, result: ResponseInfo | Error): void {
     if (!this.table.delete(entry.tx.transactionId)) return;
+    this.slots.release(entry.to.address);
     entry.timer?.cancel();
     entry.timer = undefined;
     entry.signal?.removeEventListener('abort', entry.onAbort);
@@ -429,6 +487,7 @@ export class StunClient implements AsyncDisposable {
 
   private failAll(err: NatkitError): void {
     for (const entry of [...this.table.values()]) this.settle(entry, new NatkitError(err.code, err.message, { cause: err.cause }));
+    this.slots.failWaiters(new NatkitError(err.code, err.message, { cause: err.cause }));
   }
 
   private onStreamData(chunk: Uint8Array): void {

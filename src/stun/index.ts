@@ -9,6 +9,7 @@ export * from './attributes/auth.ts';
 export * from './attributes/error.ts';
 export * from './attributes/rfc5780.ts';
 export * from './transaction.ts';
+export * from './rto.ts';
 export * from './binding.ts';
 export * from './client.ts';
 export * from './server/index.ts';

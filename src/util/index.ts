@@ -2,3 +2,4 @@
 export * from './errors.ts';
 export * from './ip.ts';
 export * from './rate-limiter.ts';
+export * from './keyed-slots.ts';

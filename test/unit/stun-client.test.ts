@@ -11,6 +11,7 @@ import {
 } from '../../src/stun/index.ts';
 import { MUX_RTP, MUX_STUN, PacketMux, type Endpoint, type Env, type Network, type StreamSocket, type Timer } from '../../src/net/index.ts';
 import { FakePacketSocket } from '../helpers/fake-socket.ts';
+import { isNatkitError } from '../../src/util/index.ts';
 
 const SERVER: Endpoint = { address: '198.51.100.1', port: 3478, family: 4 };
 const OTHER: Endpoint = { address: '198.51.100.2', port: 3479, family: 4 };
@@ -299,7 +300,7 @@ test('spoofed, garbled and stray datagrams are counted and ignored', async () =>
   assert.ok(r.ok);
   assert.deepEqual(c.stats, {
     requests: 1, transmissions: 1, responses: 1, notStun: 1, undecodable: 1, notResponses: 1,
-    unknownTransaction: 1, badFingerprint: 1, badIntegrity: 0, malformed: 2,
+    unknownTransaction: 1, queued: 0, badFingerprint: 1, badIntegrity: 0, malformed: 2,
   });
 });
 
@@ -549,4 +550,47 @@ test('on a PacketMux STUN view: the application keeps its other traffic and its 
   await c.close();
   assert.equal(shared.closed, false);
   await mux.close();
+});
+
+test('RTO is cached per server (RFC 8489 §6.2.1): the next transaction retransmits at the estimate', async () => {
+  const w = world();
+  await using c = await client(w);
+  const first = c.binding();
+  w.clock.advance(40);
+  w.socket.deliver(reply(lastRequest(w)), SERVER);
+  assert.equal((await first).rttMs, 40);
+  const second = c.binding();
+  const sentAt = w.clock.now();
+  const before = w.socket.sent.length;
+  while (w.socket.sent.length === before) w.clock.advance(1);
+  assert.equal(w.clock.now() - sentAt, 40 + 4 * 20, 'RTO = SRTT + 4·RTTVAR after one 40 ms sample');
+  w.socket.deliver(reply(lastRequest(w)), SERVER);
+  assert.equal((await second).transmissions, 2);
+
+  await using fixed = await client(world(), { rtoCache: false, rtoMs: 300 });
+  assert.equal(fixed.stats.requests, 0);
+});
+
+test('at most ten transactions to one server at once; the rest wait, abortable, and fail on close', async () => {
+  const w = world();
+  const c = await client(w);
+  const calls = Array.from({ length: 10 }, () => c.binding());
+  const eleventh = c.binding();
+  const abort = new AbortController();
+  const twelfth = c.binding({ signal: abort.signal });
+  const thirteenth = c.binding();
+  await Promise.resolve();
+  assert.equal(w.socket.sent.length, 10, 'only ten on the wire');
+  assert.equal(c.stats.queued, 3);
+  abort.abort();
+  await assert.rejects(twelfth, (e) => isNatkitError(e, 'ERR_ABORTED'));
+  w.socket.deliver(reply(decodeMessage(w.socket.sent[0]!.data)), SERVER);
+  assert.ok((await calls[0]!).ok);
+  for (let i = 0; i < 5 && w.socket.sent.length === 10; i++) await Promise.resolve();
+  assert.equal(w.socket.sent.length, 11, 'a finished transaction lets the next waiter go');
+  w.socket.deliver(reply(lastRequest(w)), SERVER);
+  assert.ok((await eleventh).ok);
+  await c.close();
+  await assert.rejects(thirteenth, (e) => isNatkitError(e, 'ERR_CLOSED'));
+  for (const p of calls.slice(1)) await assert.rejects(p, (e) => isNatkitError(e, 'ERR_CLOSED'));
 });

@@ -2,7 +2,7 @@
 // go through parseEndpoint and never reach DNS; names go to the OS resolver (getaddrinfo).
 import { lookup } from 'node:dns/promises';
 import { NatkitError, abortError, ipFamily, throwIfAborted, type IpFamily } from '../../util/index.ts';
-import { endpoint, parseEndpoint } from '../endpoint.ts';
+import { endpoint, parseEndpoint, splitHostPort } from '../endpoint.ts';
 import type { Endpoint } from '../types.ts';
 
 /** Resolves a host name to one address of `family` (0: either); rejects when there is none. */
@@ -56,26 +56,4 @@ export async function resolveEndpoint(text: string, defaultPort?: number, option
   } finally {
     if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
   }
-}
-
-/** Splits `host:port` / `[v6]:port` / `v6` / `host`, applying `defaultPort`. */
-function splitHostPort(text: string, defaultPort: number | undefined): { host: string; port: number } {
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  let host = text;
-  let portText: string | undefined;
-  if (bracket) {
-    host = bracket[1] ?? '';
-    portText = bracket[2];
-  } else if (ipFamily(text) !== 6) {
-    const i = text.lastIndexOf(':');
-    if (i >= 0) {
-      host = text.slice(0, i);
-      portText = text.slice(i + 1);
-    }
-  }
-  const port = portText === undefined ? defaultPort : /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
-  if (port === undefined || Number.isNaN(port) || port > 0xffff || host === '') {
-    throw new NatkitError('ERR_INVALID_ARGUMENT', `expected host:port, got "${text}"`);
-  }
-  return { host, port };
 }
