@@ -93,6 +93,11 @@ export interface RequestOptions {
   readonly legacy?: boolean;
   /** Extra check of a response; throw StunDecodeError to have it treated as garbled. */
   readonly validate?: (response: StunMessage) => void;
+  /**
+   * Timers of this request instead of the client's (a probe that may rightly go
+   * unanswered wants a short schedule); an `rtoMs` here also overrides the RTO cache.
+   */
+  readonly timers?: TransactionTimers;
 }
 
 /** Options of binding(): a request's options plus what to ask (RFC 5780). */
@@ -136,6 +141,8 @@ export interface StunClientStats {
 interface Pending {
   readonly tx: StunTransaction;
   readonly to: Endpoint;
+  /** The request started from the cached RTO, so its timeout says something about the path. */
+  readonly cachedRto: boolean;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
   readonly resolve: (info: ResponseInfo) => void;
@@ -384,7 +391,7 @@ export class StunClient implements AsyncDisposable {
     }
     return new Promise<ResponseInfo>((resolve, reject) => {
       const entry: Pending = {
-        tx, to, signal, resolve, reject, timer: undefined,
+        tx, to, signal, resolve, reject, timer: undefined, cachedRto: options.timers?.rtoMs === undefined,
         onAbort: () => this.settle(entry, abortError(signal, `STUN request to ${endpointKey(to)}`)),
       };
       this.table.add(tx.transactionId, entry);
@@ -414,6 +421,7 @@ export class StunClient implements AsyncDisposable {
       transport: this.channel.kind,
       ...this.timers,
       ...(this.rtoCache !== undefined && { rtoMs: this.rtoCache.rto(to.address, this.env.clock.now()) }),
+      ...options.timers,
       ...(options.key && { key: options.key }),
       ...(options.validate && { validate: options.validate }),
     });
@@ -469,7 +477,7 @@ export class StunClient implements AsyncDisposable {
       this.settle(entry, { message: outcome.response, from: origin, rttMs: outcome.rttMs, transmissions: outcome.transmissions });
       return;
     }
-    if (outcome.code === 'ERR_TIMEOUT') this.rtoCache?.timedOut(entry.to.address, this.env.clock.now());
+    if (outcome.code === 'ERR_TIMEOUT' && entry.cachedRto) this.rtoCache?.timedOut(entry.to.address, this.env.clock.now());
     const what = `STUN request to ${endpointKey(entry.to)}`;
     this.settle(entry, new NatkitError(outcome.code, `${what}: ${outcome.detail}`, outcome.cause === undefined ? {} : { cause: outcome.cause }));
   }

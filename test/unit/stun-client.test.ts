@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   BINDING, CHANGE_REQUEST, CHANGED_ADDRESS, ERROR_CODE, FINGERPRINT, MAPPED_ADDRESS, MESSAGE_INTEGRITY, OTHER_ADDRESS,
-  PADDING, RESPONSE_ORIGIN, RESPONSE_PORT, SOFTWARE, SOURCE_ADDRESS, StunClass, StunClient, UNKNOWN_ATTRIBUTES, USERNAME,
+  PADDING, RESPONSE_ORIGIN, RESPONSE_PORT, RtoCache, SOFTWARE, SOURCE_ADDRESS, StunClass, StunClient, UNKNOWN_ATTRIBUTES, USERNAME,
   XOR_MAPPED_ADDRESS, attr, checkIntegrity, decodeMessage, encodeMessage, shortTermKey,
   type AttrCodec, type AttrEntry, type StunClientOptions, type StunMessage,
 } from '../../src/stun/index.ts';
@@ -593,4 +593,20 @@ test('at most ten transactions to one server at once; the rest wait, abortable, 
   await c.close();
   await assert.rejects(thirteenth, (e) => isNatkitError(e, 'ERR_CLOSED'));
   for (const p of calls.slice(1)) await assert.rejects(p, (e) => isNatkitError(e, 'ERR_CLOSED'));
+});
+
+test('per-request timers: a short probe times out on its own schedule and leaves the RTO cache alone', async () => {
+  const w = world();
+  const rtoCache = new RtoCache();
+  await using c = await client(w, { rtoCache });
+  const p = c.binding({ timers: { rtoMs: 50, maxTransmissions: 2, lastWaitMultiplier: 2 } });
+  const failed = assert.rejects(p, (e) => isNatkitError(e, 'ERR_TIMEOUT'));
+  w.clock.advance(149);
+  assert.equal(w.socket.sent.length, 2);
+  assert.equal(c.pending, 1);
+  w.clock.advance(1);
+  await failed;
+  assert.equal(rtoCache.size, 0, 'an expected-unanswered probe is no evidence about the path');
+  await assert.rejects(c.binding({ timers: { rtoMs: -1 } }), (e) => isNatkitError(e, 'ERR_INVALID_ARGUMENT'));
+  assert.equal(c.pending, 0);
 });
