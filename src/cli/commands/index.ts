@@ -1,6 +1,7 @@
 // Every `natkit` command, in the order --help lists them.
 import type { Command } from '../command.ts';
+import { checkCommand } from './check.ts';
 import { stunServerCommand } from './stun-server.ts';
 import { stunCommand } from './stun.ts';
 
-export const commands: readonly Command[] = [stunCommand, stunServerCommand];
+export const commands: readonly Command[] = [checkCommand, stunCommand, stunServerCommand];
