@@ -27,8 +27,8 @@ interface Bucket {
   lastMs: number;
 }
 
-/** How many idle buckets one call may forget: keeps every call O(1) amortised. */
-const PRUNE_PER_CALL = 4;
+/** How many idle buckets take() may forget per millisecond of its clock (64 k/s): each call stays O(1). */
+const PRUNE_PER_MS = 64;
 
 /** Per-key token buckets with bounded memory. */
 export class RateLimiter<K = string> {
@@ -39,6 +39,10 @@ export class RateLimiter<K = string> {
   // Map iteration order is insertion order; re-inserting on use makes it LRU order.
   private readonly buckets = new Map<K, Bucket>();
   private readonly fullAfterMs: number;
+  /** The key inserted or moved last, i.e. the last in LRU order while it is in the map. */
+  private newest: K | undefined;
+  /** take() prunes at most once per millisecond: a Map iterator per packet costs more than the work. */
+  private nextPruneMs = -Infinity;
 
   constructor(options: RateLimiterOptions = {}) {
     this.ratePerS = options.ratePerS ?? 20;
@@ -63,19 +67,27 @@ export class RateLimiter<K = string> {
 
   /** Takes `cost` tokens from `key`'s bucket at `nowMs`; false (and nothing taken) when short. */
   take(key: K, nowMs: number, cost = 1): boolean {
-    this.prune(nowMs, PRUNE_PER_CALL);
+    if (nowMs >= this.nextPruneMs) {
+      this.nextPruneMs = nowMs + 1;
+      this.prune(nowMs, PRUNE_PER_MS);
+    }
     let bucket = this.buckets.get(key);
     if (bucket === undefined) {
       if (this.buckets.size >= this.maxKeys) this.evictOldest();
       bucket = { tokens: this.burst, lastMs: nowMs };
+      this.buckets.set(key, bucket);
     } else {
-      this.buckets.delete(key);
+      // Move to the end of LRU order, unless it is there already (one busy source).
+      if (key !== this.newest) {
+        this.buckets.delete(key);
+        this.buckets.set(key, bucket);
+      }
       // A clock that steps back refills nothing rather than draining the bucket.
       const elapsed = Math.max(0, nowMs - bucket.lastMs);
       bucket.tokens = Math.min(this.burst, bucket.tokens + (elapsed * this.ratePerS) / 1000);
       bucket.lastMs = Math.max(bucket.lastMs, nowMs);
     }
-    this.buckets.set(key, bucket);
+    this.newest = key;
     if (bucket.tokens >= cost) {
       bucket.tokens -= cost;
       this.stats.allowed++;

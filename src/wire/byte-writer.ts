@@ -75,6 +75,12 @@ export class ByteWriter {
     return this.buf.subarray(start, end);
   }
 
+  /** Starts over, keeping the buffer: a writer reused for message after message. */
+  reset(): this {
+    this.length = 0;
+    return this;
+  }
+
   /** The written bytes. */
   finish(): Uint8Array {
     return this.buf.subarray(0, this.length);

@@ -38,10 +38,12 @@ test('idle buckets are forgotten once they would be full again', () => {
   assert.equal(l.size, 100, 'not yet full');
   l.prune(1000);
   assert.equal(l.size, 0);
-  // Lazy pruning in take(): each call forgets a few, so steady traffic keeps memory small.
+  // Lazy pruning in take(): up to 64 a millisecond, so steady traffic keeps memory small.
   for (let i = 0; i < 100; i++) l.take(`k${i}`, 0);
-  for (let i = 0; i < 30; i++) l.take('busy', 2000 + i);
-  assert.equal(l.size, 1, "4 forgotten per call: only the busy key is left");
+  for (let i = 0; i < 10; i++) l.take('busy', 2000);
+  assert.equal(l.size, 37, 'once per millisecond: 64 forgotten at 2000 ms');
+  l.take('busy', 2001);
+  assert.equal(l.size, 1, 'the rest at 2001 ms: only the busy key is left');
 });
 
 test('at maxKeys the least recently used key is evicted', () => {
@@ -55,6 +57,25 @@ test('at maxKeys the least recently used key is evicted', () => {
   assert.equal(l.stats.evicted, 1);
   assert.equal(l.take('a', 0), false, 'a kept its empty bucket');
   assert.equal(l.take('b', 0), true, 'b was forgotten: a fresh bucket');
+});
+
+test('a key used again and again stays the most recent; LRU order survives deletes of it', () => {
+  const l = new RateLimiter({ ratePerS: 1, burst: 5, maxKeys: 2 });
+  l.take('a', 0);
+  l.take('b', 0);
+  l.take('b', 0); // already the most recent: b stays last
+  l.take('a', 0); // a moves after b
+  l.take('c', 0); // evicts b
+  assert.equal(l.take('a', 0), true);
+  assert.equal(l.stats.evicted, 1);
+  assert.deepEqual([l.take('b', 0), l.stats.evicted], [true, 2], 'b was evicted (a fresh bucket); c, now the oldest, made room');
+  l.clear();
+  l.take('b', 0); // the most recent key, now forgotten and taken afresh
+  l.take('d', 0);
+  l.take('b', 0); // moves after d
+  l.take('e', 0); // evicts d
+  assert.equal(l.stats.evicted, 3);
+  assert.deepEqual([l.take('b', 0), l.size], [true, 2]);
 });
 
 test('memory stays bounded under a flood of distinct keys', () => {

@@ -26,6 +26,19 @@ export class NodeUdpSocket implements PacketSocket {
   private closing: Promise<void> | undefined;
   /** rinfo.address → normalised address and family: endpoint() per packet would parse IPv6 text each time. */
   private readonly addresses = new Map<string, Pick<Endpoint, 'address' | 'family'>>();
+  /**
+   * Completion of every send, one function rather than a closure per datagram. node:dgram
+   * reports a send's failure (EACCES, EMSGSIZE, ENOBUFS…) only to its callback, never as
+   * an 'error' event, so the counters need one on every send.
+   */
+  private readonly sent = (err: Error | null, bytes: number): void => {
+    if (err) {
+      this.stats.sendErrors++;
+    } else {
+      this.stats.packetsOut++;
+      this.stats.bytesOut += bytes;
+    }
+  };
 
   /** Binds a socket; rejects with ERR_INVALID_ARGUMENT, ERR_SOCKET or ERR_ABORTED. */
   static async bind(options: BindOptions & UdpSocketOptions = {}): Promise<NodeUdpSocket> {
@@ -96,16 +109,8 @@ export class NodeUdpSocket implements PacketSocket {
       this.stats.sendErrors++;
       return;
     }
-    const length = data.length;
     try {
-      this.socket.send(data, to.port, to.address, (err) => {
-        if (err) {
-          this.stats.sendErrors++;
-        } else {
-          this.stats.packetsOut++;
-          this.stats.bytesOut += length;
-        }
-      });
+      this.socket.send(data, to.port, to.address, this.sent);
     } catch {
       // Synchronous refusals (bad port, socket closed underneath): counted, never thrown.
       this.stats.sendErrors++;

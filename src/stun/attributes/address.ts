@@ -4,7 +4,7 @@
 import { defineAttribute, StunDecodeError, type AttrCodec, type MessageContext } from '../attribute.ts';
 import { MAGIC_COOKIE } from '../constants.ts';
 import type { Endpoint } from '../../net/index.ts';
-import { formatIp, parseIp } from '../../util/index.ts';
+import { formatIp, ipv4ToNumber, parseIp } from '../../util/index.ts';
 
 const FAMILY_IPV4 = 0x01;
 const FAMILY_IPV6 = 0x02;
@@ -27,10 +27,17 @@ export function addressAttribute(type: number, name: string, xor: boolean): Attr
     type,
     name,
     encode(value, w, ctx) {
+      const port = xor ? value.port ^ (MAGIC_COOKIE >>> 16) : value.port;
+      // IPv4 as one number: no text-to-bytes round trip on every Binding response. Its mask
+      // is the magic cookie (RFC 8489 §14.2) unless a 16-byte RFC 3489 ID stands there.
+      const v4 = value.family === 4 && (!xor || ctx.transactionId.length !== 16) ? ipv4ToNumber(value.address) : undefined;
+      if (v4 !== undefined) {
+        w.u8(0).u8(FAMILY_IPV4).u16(port).u32(xor ? v4 ^ MAGIC_COOKIE : v4);
+        return;
+      }
       const bytes = parseIp(value.address);
       const mask = xor ? xorMask(ctx) : undefined;
-      w.u8(0).u8(value.family === 4 ? FAMILY_IPV4 : FAMILY_IPV6);
-      w.u16(mask ? value.port ^ (MAGIC_COOKIE >>> 16) : value.port);
+      w.u8(0).u8(value.family === 4 ? FAMILY_IPV4 : FAMILY_IPV6).u16(port);
       if (mask) for (let i = 0; i < bytes.length; i++) w.u8((bytes[i] ?? 0) ^ (mask[i] ?? 0));
       else w.bytes(bytes);
     },

@@ -38,7 +38,11 @@ export const ERROR_CODE = defineAttribute<StunErrorValue>({
     } catch (cause) {
       throw new StunDecodeError('ERROR-CODE: expected a UTF-8 reason phrase', reasonStart, { cause });
     }
-    return { code: cls * 100 + number, reason };
+    // coturn (4.6.1, stun_init_error_response_common_str in ns_turn_msg.c) pads the reason
+    // to a 4-byte boundary with NULs *inside* the attribute length, "for compatibility
+    // with classic old stun" (RFC 3489 §11.2.9); RFC 8489 §14 leaves padding out of the
+    // length. A NUL ends no real reason phrase: trailing ones are that padding.
+    return { code: cls * 100 + number, reason: reason.replace(/\0+$/, '') };
   },
 });
 

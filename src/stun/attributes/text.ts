@@ -23,14 +23,19 @@ export function textAttribute(type: number, name: string, limits: TextLimits): A
     }
     return undefined;
   };
+  // The last text encoded, checked: a server writes the same SOFTWARE into every response.
+  let last: { readonly text: string; readonly bytes: Uint8Array } | undefined;
   return defineAttribute<string>({
     type,
     name,
     encode(value, w) {
-      const bytes = encoder.encode(value);
-      const problem = check(value, bytes.length);
-      if (problem !== undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', problem);
-      w.bytes(bytes);
+      if (last?.text !== value) {
+        const bytes = encoder.encode(value);
+        const problem = check(value, bytes.length);
+        if (problem !== undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', problem);
+        last = { text: value, bytes };
+      }
+      w.bytes(last.bytes);
     },
     decode(r) {
       const start = r.offset;

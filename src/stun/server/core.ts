@@ -5,7 +5,7 @@
 // socket they came in on, the sender and the time go in; at most one reply (bytes, the
 // role to send it from, the destination) or a drop reason comes out. No sockets, no clock.
 import type { Endpoint } from '../../net/index.ts';
-import { RateLimiter, parseIPv6, type RateLimiterOptions } from '../../util/index.ts';
+import { RateLimiter, parseIPv6, type IpFamily, type RateLimiterOptions } from '../../util/index.ts';
 import { ByteWriter } from '../../wire/index.ts';
 import { StunDecodeError } from '../attribute.ts';
 import { BINDING, HEADER_LENGTH, MAGIC_COOKIE, StunClass } from '../constants.ts';
@@ -13,9 +13,10 @@ import { checkFingerprint, decodeMessage, looksLikeStun, type StunMessage } from
 import { RESPONSE_ADDRESS } from '../attributes/address.ts';
 import { CHANGE_REQUEST, PADDING, RESPONSE_PORT, type ChangeRequest } from '../attributes/rfc5780.ts';
 import { SOFTWARE } from '../attributes/text.ts';
-import { errorResponse, legacySuccess, modernSuccess, plainReply, replyBound } from './replies.ts';
+import { errorResponse, legacySuccess, modernSuccess, plainReply, replyFloor } from './replies.ts';
 import { changedRole, hasAlternate, isUnspecified, roleEndpoint, validateLayout, type ServerLayout, type ServerRole, type ServerTransport } from './roles.ts';
 import { createCoreStats, type DropReason, type StunServerCoreStats } from './stats.ts';
+import { BindingTemplate, isBareBindingRequest } from './template.ts';
 
 /**
  * Comprehension-required types an RFC 5389/8489 Binding request may carry (RFC 8489 §18.3,
@@ -104,10 +105,21 @@ export interface ServerResult {
   readonly drop?: DropReason;
 }
 
+/** What a success adds to the sub-counters of success. */
+interface SuccessNotes {
+  readonly legacy: boolean;
+  readonly changed: boolean;
+  readonly padded: boolean;
+  readonly responsePort: boolean;
+  readonly templated: boolean;
+}
+
 /** A result plus what it adds to the sub-counters of success, applied once it is final. */
 interface Decision extends ServerResult {
-  readonly notes?: { readonly legacy: boolean; readonly changed: boolean; readonly padded: boolean; readonly responsePort: boolean };
+  readonly notes?: SuccessNotes;
 }
+
+const TEMPLATED: SuccessNotes = { legacy: false, changed: false, padded: false, responsePort: false, templated: true };
 
 /** The sans-I/O STUN server: `handle()` one input at a time; counters in `stats`. */
 export class StunServerCore {
@@ -117,6 +129,10 @@ export class StunServerCore {
   readonly software: string | undefined;
   private readonly legacy: boolean;
   private readonly limiter: RateLimiter | undefined;
+  /** replyBound's floor for this SOFTWARE, computed once. */
+  private readonly replyFloor: number;
+  /** Responses to bare Binding requests, by family of the sender (see templated()). */
+  private readonly templates: { [F in IpFamily]?: BindingTemplate | undefined } = {};
 
   constructor(options: StunServerCoreOptions) {
     this.layout = validateLayout(options.layout);
@@ -126,11 +142,12 @@ export class StunServerCore {
     this.plain = options.plain ?? false;
     this.legacy = options.legacy ?? true;
     this.limiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit ?? {});
+    this.replyFloor = replyFloor(this.software);
   }
 
-  /** Largest reply this core produces for a request of `requestBytes` (see replyBound). */
+  /** Largest reply this core produces for a request of `requestBytes`: replyBound(requestBytes, software). */
   maxReplyBytes(requestBytes: number): number {
-    return replyBound(requestBytes, this.software);
+    return Math.max(requestBytes, this.replyFloor);
   }
 
   /** Rate limiter counters, when limiting is on. */
@@ -156,6 +173,7 @@ export class StunServerCore {
       if (d.notes.changed) s.changed++;
       if (d.notes.padded) s.padded++;
       if (d.notes.responsePort) s.responsePort++;
+      if (d.notes.templated) s.templated++;
     }
     s.replies++;
     s.bytesOut += d.reply.data.length;
@@ -186,6 +204,8 @@ export class StunServerCore {
   }
 
   private classify(input: ServerInput): Decision {
+    const templated = this.templated(input);
+    if (templated !== undefined) return templated;
     const { data } = input;
     if (!looksLikeStun(data)) return this.notStun(input);
     let msg: StunMessage;
@@ -205,6 +225,28 @@ export class StunServerCore {
     if (msg.isLegacy && !this.legacy) return { outcome: 'dropped', drop: 'legacy-disabled' };
     if (!msg.isLegacy && checkFingerprint(msg) === 'mismatch') return { outcome: 'dropped', drop: 'bad-fingerprint' };
     return this.binding(input, msg);
+  }
+
+  /**
+   * The commonest request by far, an RFC 8489 Binding request without attributes, to a
+   * basic server (no alternate address and port: no RFC 5780 attributes in the response,
+   * whatever the receiving role) gets the full path's response to the first such request
+   * of its family, with ID and XOR-MAPPED-ADDRESS rewritten (template.ts): the same bytes
+   * without decoding or encoding. Its shape passes every check of classify() and binding():
+   * STUN, a request, Binding, a cookie (not RFC 3489), no FINGERPRINT, nothing to refuse.
+   * Undefined: take the full path.
+   */
+  private templated(input: ServerInput): Decision | undefined {
+    const { data, from } = input;
+    if (!isBareBindingRequest(data) || hasAlternate(this.layout, input.transport)) return undefined;
+    const template = this.templates[from.family];
+    if (template === undefined) {
+      const d = this.binding(input, decodeMessage(data));
+      if (d.reply !== undefined) this.templates[from.family] = BindingTemplate.from(d.reply.data);
+      return d;
+    }
+    const reply = template.fill(data, from);
+    return reply === undefined ? undefined : { outcome: 'success', reply: { data: reply, via: input.role, to: from }, notes: TEMPLATED };
   }
 
   /** RFC 8489 §6.3.1 and RFC 5780 §6.1, in the order the checks apply. */
@@ -279,7 +321,7 @@ export class StunServerCore {
         fingerprint,
       });
     }
-    const notes = { legacy, changed: wantsChange, padded: padding, responsePort: responsePort !== undefined && transport === 'udp' };
+    const notes = { legacy, changed: wantsChange, padded: padding, responsePort: responsePort !== undefined && transport === 'udp', templated: false };
     return { outcome: 'success', reply: { data, via, to }, notes };
   }
 
@@ -313,7 +355,9 @@ export class StunServerCore {
 export function rateKey(from: Endpoint): string {
   if (from.family === 4) return from.address;
   const b = parseIPv6(from.address);
-  return Buffer.from(b.buffer, b.byteOffset, 8).toString('hex');
+  let key = '';
+  for (let i = 0; i < 8; i++) key += b[i]!.toString(16).padStart(2, '0');
+  return key;
 }
 
 /** Binding request type and a length that fits: the header is sound even if attributes are not. */

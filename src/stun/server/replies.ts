@@ -20,23 +20,30 @@ export const MAX_REASON_BYTES = 64;
 const ADDRESS_ATTR_MAX = 4 + 20; // TLV header + IPv6 address value (RFC 8489 §14.1)
 const FINGERPRINT_SIZE = 8;
 const PADDING_HEADER = 4;
+const utf8 = new TextEncoder();
 
 /** Bytes of the SOFTWARE attribute (TLV, padded), 0 when none. */
 export function softwareSize(software: string | undefined): number {
   if (software === undefined) return 0;
-  const n = new TextEncoder().encode(software).length;
+  const n = utf8.encode(software).length;
   return 4 + ((n + 3) & ~3);
 }
 
 /**
+ * The size every reply may have whatever the request's size: an unpadded success with
+ * every RFC 5780 attribute in IPv6 form, SOFTWARE and FINGERPRINT (see replyBound).
+ */
+export function replyFloor(software: string | undefined): number {
+  return HEADER_LENGTH + 4 * ADDRESS_ATTR_MAX + softwareSize(software) + FINGERPRINT_SIZE + PADDING_HEADER;
+}
+
+/**
  * Largest reply the server may produce for a request of `requestBytes` bytes: never more
- * than the request, except up to the size of an unpadded success with every RFC 5780
- * attribute in IPv6 form (the floor every STUN server has). PADDING in the reply is cut
- * to the request's size, not the MTU RFC 5780 §6.1 suggests (see paddedSuccess).
+ * than the request, except up to replyFloor (the floor every STUN server has). PADDING in
+ * the reply is cut to the request's size, not the MTU RFC 5780 §6.1 suggests (see modernSuccess).
  */
 export function replyBound(requestBytes: number, software: string | undefined): number {
-  const floor = HEADER_LENGTH + 4 * ADDRESS_ATTR_MAX + softwareSize(software) + FINGERPRINT_SIZE + PADDING_HEADER;
-  return Math.max(requestBytes, floor);
+  return Math.max(requestBytes, replyFloor(software));
 }
 
 /** What a Binding success response carries. */
@@ -131,8 +138,6 @@ export function errorResponse(r: ErrorReply): Uint8Array {
     { fingerprint: !legacy && r.fingerprint },
   );
 }
-
-const utf8 = new TextEncoder();
 
 /** The seed's plain reply: the sender's `ip,port\n`. */
 export function plainReply(from: Endpoint): Uint8Array {

@@ -56,6 +56,8 @@ export interface StunServerCoreStats {
   responsePort: number;
   /** Successes that carried PADDING. */
   padded: number;
+  /** Successes answered from a template: Binding requests without attributes to a basic server (template.ts). */
+  templated: number;
   /** RFC 3489 requests with RESPONSE-ADDRESS, answered to their source instead (never reflected). */
   responseAddressIgnored: number;
 }
@@ -65,7 +67,7 @@ export function createCoreStats(): StunServerCoreStats {
   return {
     received: 0, bytesIn: 0, replies: 0, bytesOut: 0, success: 0, legacy: 0, badRequest: 0, unknownAttribute: 0, plain: 0,
     dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
-    changed: 0, responsePort: 0, padded: 0, responseAddressIgnored: 0,
+    changed: 0, responsePort: 0, padded: 0, templated: 0, responseAddressIgnored: 0,
   };
 }
 
