@@ -23,10 +23,10 @@ module.exports = {
     })),
     {
       name: 'net-sim-no-node',
-      comment: 'the simulated world never touches real sockets or the wall clock',
+      comment: 'the simulated world never touches real sockets, files, DNS, processes or OS randomness',
       severity: 'error',
       from: { path: '^src/net/sim/' },
-      to: { path: '^src/net/node/|^(node:)?(dgram|net|tls)$', dependencyTypes: ['local', 'core'] },
+      to: { path: '^src/net/node/|^(node:)?(dgram|net|tls|dns|dns/promises|fs|fs/promises|crypto|child_process|http|https|timers)$', dependencyTypes: ['local', 'core'] },
     },
     {
       name: 'protocols-no-node-io',

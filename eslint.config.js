@@ -36,8 +36,9 @@ export default tseslint.config(
     },
   },
   {
-    // Sans-I/O protocol cores and the seam itself: no wall clock, no timers, no sockets.
-    files: ['src/wire/**', 'src/util/**', 'src/stun/**'],
+    // Sans-I/O protocol cores and the seam itself: no wall clock, no timers, no sockets,
+    // no files (the system's routing table is read by net/node).
+    files: ['src/wire/**', 'src/util/**', 'src/stun/**', 'src/portmap/**'],
     rules: {
       'no-restricted-globals': ['error',
         { name: 'setTimeout', message: 'Use the injected Clock.' },
@@ -50,8 +51,35 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         paths: [
           'node:dgram', 'node:tls', 'dgram', 'tls',
+          { name: 'node:fs', message: 'Files are read in net/node.' },
+          { name: 'node:fs/promises', message: 'Files are read in net/node.' },
           { name: 'node:net', importNames: ['createServer', 'createConnection', 'connect', 'Socket', 'Server'], message: 'Sockets come from the Network in Env.' },
         ],
+      }],
+    },
+  },
+  {
+    // The simulated world (net/sim): virtual time, seeded randomness and in-memory packets
+    // only. setImmediate (node:timers/promises) is allowed: it only lets promise callbacks
+    // settle between events and never carries time.
+    files: ['src/net/sim/**'],
+    rules: {
+      'no-restricted-globals': ['error',
+        { name: 'setTimeout', message: 'Schedule on the SimClock.' },
+        { name: 'setInterval', message: 'Schedule on the SimClock.' },
+        { name: 'Date', message: 'Time is the SimClock\'s.' },
+        { name: 'performance', message: 'Time is the SimClock\'s.' },
+        { name: 'process', message: 'The simulation touches nothing of the process.' },
+        { name: 'crypto', message: 'Randomness is the world\'s SimRandom.' },
+      ],
+      'no-restricted-imports': ['error', {
+        paths: [
+          'node:dgram', 'node:net', 'node:tls', 'node:dns', 'node:dns/promises', 'node:fs', 'node:fs/promises', 'node:crypto',
+          'node:child_process', 'node:http', 'node:https', 'dgram', 'net', 'tls', 'dns', 'fs', 'crypto', 'child_process',
+          { name: 'node:timers', message: 'Schedule on the SimClock.' },
+          { name: 'node:timers/promises', importNames: ['setTimeout', 'setInterval', 'scheduler'], message: 'Schedule on the SimClock.' },
+        ],
+        patterns: [{ group: ['**/node/*', '**/node/index.ts'], message: 'net/sim never uses real sockets (net/node).' }],
       }],
     },
   },

@@ -14,6 +14,7 @@ import { ChildRegistry, processCpuSeconds } from './lib/children.ts';
 import { prepareGenerator, runLoad, type Generator } from './lib/generator.ts';
 import { USAGE, UsageError, parseBenchArgs, type BenchOptions } from './lib/options.ts';
 import { formatProfile, summariseProfile, type ProfileSummary } from './lib/profile.ts';
+import { checkBenchUnavailable, formatCheckBench, runCheckBench } from './lib/nat-check.ts';
 import { addRatios, formatTable, medianMetrics, ratio, type Ratios, type ServerResult } from './lib/report.ts';
 import { SERVERS, coturnPackageVersion } from './lib/servers.ts';
 
@@ -73,7 +74,7 @@ function environment(opts: BenchOptions): Environment {
     kernel: release(),
     cpu: cpus()[0]?.model ?? 'unknown',
     cpus: availableParallelism(),
-    coturn: opts.only.includes('coturn') && SERVERS.coturn.unavailable() === undefined ? coturnPackageVersion() : undefined,
+    coturn: (opts.only.includes('coturn') && SERVERS.coturn.unavailable() === undefined) || opts.check !== 'off' ? coturnPackageVersion() : undefined,
   };
 }
 
@@ -205,6 +206,49 @@ async function main(argv: readonly string[], children: ChildRegistry, signal: Ab
   if (Number(process.versions.node.split('.')[0]) < 24) {
     progress(`WARNING: running on Node ${process.version}; the project's Node 24 is node_modules/.bin/node (npm run bench uses it)`);
   }
+  const sections: Section[] = [];
+  if (opts.only.length > 0) sections.push(await throughputSection(opts, env, children, signal));
+  const check = await checkSection(opts, env, signal);
+  if (check !== undefined) sections.push(check);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(Object.assign({}, ...sections.map((x) => x.json)), null, 2)}\n`);
+  } else {
+    process.stdout.write(`${sections.map((x) => x.text).join('\n\n')}\n`);
+  }
+  return sections.some((x) => x.failed) ? 1 : 0;
+}
+
+/** One part of the output: text for people, keys for --json, and whether something failed. */
+interface Section {
+  readonly text: string;
+  readonly json: Record<string, unknown>;
+  readonly failed: boolean;
+}
+
+/**
+ * NAT discovery in the namespace lab: run when --only names it (failing without root),
+ * or by default when root is available (else one line says it was skipped).
+ */
+async function checkSection(opts: BenchOptions, env: Environment, signal: AbortSignal): Promise<Section | undefined> {
+  if (opts.check === 'off') return undefined;
+  const why = checkBenchUnavailable();
+  if (why !== undefined) {
+    if (opts.check === 'on') progress(`check: cannot run: ${why}`);
+    return { text: 'NAT discovery (natkit check vs turnutils_natdiscovery): skipped: needs root (namespaces)', json: { natCheck: { skipped: why } }, failed: opts.check === 'on' };
+  }
+  const result = await runCheckBench({ nats: opts.checkNats, runs: opts.runs, signal, progress });
+  const about = `node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}${env.coturn === undefined ? '' : `, coturn ${env.coturn}`}`;
+  return {
+    text: `${formatCheckBench(result)}\n${about}`,
+    json: { environment: env, natCheck: result },
+    failed: result.rows.some((r) => r.status === 'failed'),
+  };
+}
+
+/** The STUN throughput section: its text, its JSON and whether a server failed. */
+async function throughputSection(
+  opts: BenchOptions, env: Environment, children: ChildRegistry, signal: AbortSignal,
+): Promise<Section> {
   const gen = prepareGenerator(opts.nodeGenerator, progress);
   const pin = choosePinning(opts.pin);
   progress(`generator: ${gen.label}`);
@@ -222,54 +266,50 @@ async function main(argv: readonly string[], children: ChildRegistry, signal: Ab
     generatorSpinUs: spinning ? opts.spinUs : 0, profiled: opts.profile,
   };
 
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify({
-      config, environment: env, results,
-      natkitVsBare, natkitVsCoturn,
-      target: { natkitVsBareRps: TARGET_VS_BARE, met: natkitVsBare === undefined ? null : natkitVsBare.rps >= TARGET_VS_BARE },
-      profiles,
-    }, null, 2)}\n`);
-  } else {
-    const lines: string[] = [];
-    lines.push('STUN Binding over UDP loopback (127.0.0.1): one load generator, one server at a time');
-    lines.push(`generator: ${gen.label}`);
+  const json = {
+    config, environment: env, results,
+    natkitVsBare, natkitVsCoturn,
+    target: { natkitVsBareRps: TARGET_VS_BARE, met: natkitVsBare === undefined ? null : natkitVsBare.rps >= TARGET_VS_BARE },
+    profiles,
+  };
+  const lines: string[] = [];
+  lines.push('STUN Binding over UDP loopback (127.0.0.1): one load generator, one server at a time');
+  lines.push(`generator: ${gen.label}`);
+  lines.push(
+    `load: window ${opts.window} in flight, ${opts.durationS} s measured after ${opts.warmupS} s warm-up, timeout ${opts.timeoutMs} ms, ` +
+    `${opts.fingerprint ? 'requests with FINGERPRINT' : '20-byte requests (no attributes)'}; ${opts.runs} run${opts.runs > 1 ? 's' : ''} per server, medians shown`,
+  );
+  lines.push(`pinning: ${pin.description}${spinning ? ` (generator busy-polls up to ${opts.spinUs} µs)` : ''}`);
+  lines.push(`node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}${env.coturn === undefined ? '' : `, coturn ${env.coturn}`}`);
+  lines.push('');
+  lines.push(formatTable(results));
+  lines.push('');
+  for (const r of results) lines.push(`  ${r.note}`);
+  lines.push('');
+  if (natkitVsBare !== undefined) {
+    const met = natkitVsBare.rps >= TARGET_VS_BARE;
     lines.push(
-      `load: window ${opts.window} in flight, ${opts.durationS} s measured after ${opts.warmupS} s warm-up, timeout ${opts.timeoutMs} ms, ` +
-      `${opts.fingerprint ? 'requests with FINGERPRINT' : '20-byte requests (no attributes)'}; ${opts.runs} run${opts.runs > 1 ? 's' : ''} per server, medians shown`,
+      `natkit / bare   : ${natkitVsBare.rps.toFixed(2)}× responses/s (target ≥ ${TARGET_VS_BARE.toFixed(2)}×: ${met ? 'met' : 'NOT met'}), ` +
+      `p50 ${natkitVsBare.p50.toFixed(2)}×, p99 ${natkitVsBare.p99.toFixed(2)}×`,
     );
-    lines.push(`pinning: ${pin.description}${spinning ? ` (generator busy-polls up to ${opts.spinUs} µs)` : ''}`);
-    lines.push(`node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}${env.coturn === undefined ? '' : `, coturn ${env.coturn}`}`);
-    lines.push('');
-    lines.push(formatTable(results));
-    lines.push('');
-    for (const r of results) lines.push(`  ${r.note}`);
-    lines.push('');
-    if (natkitVsBare !== undefined) {
-      const met = natkitVsBare.rps >= TARGET_VS_BARE;
-      lines.push(
-        `natkit / bare   : ${natkitVsBare.rps.toFixed(2)}× responses/s (target ≥ ${TARGET_VS_BARE.toFixed(2)}×: ${met ? 'met' : 'NOT met'}), ` +
-        `p50 ${natkitVsBare.p50.toFixed(2)}×, p99 ${natkitVsBare.p99.toFixed(2)}×`,
-      );
-    }
-    if (natkitVsCoturn !== undefined) {
-      lines.push(`natkit / coturn : ${natkitVsCoturn.rps.toFixed(2)}× responses/s, p50 ${natkitVsCoturn.p50.toFixed(2)}×, p99 ${natkitVsCoturn.p99.toFixed(2)}×`);
-    }
-    for (const r of results) {
-      const m = r.median;
-      if (m?.serverCpuPct !== undefined && m.serverCpuPct < 85) {
-        lines.push(`note: ${r.id} used only ${m.serverCpuPct.toFixed(0)} % of its CPU: it was not saturated (window or generator bound).`);
-      }
-      if (m !== undefined && m.lossPct > 0) lines.push(`note: ${r.id} lost ${m.lossPct.toFixed(2)} % of requests (timeout ${opts.timeoutMs} ms).`);
-    }
-    if (gen.kind === 'node') lines.push('note: Node load generator — every figure is bounded by the generator, not the server.');
-    if (opts.profile) lines.push('note: the Node servers ran under --cpu-prof: their figures include the profiler\'s overhead.');
-    if (profiles.length > 0) {
-      lines.push('');
-      for (const p of profiles) lines.push(formatProfile(p), '');
-    }
-    process.stdout.write(`${lines.join('\n')}\n`);
   }
-  return results.some((r) => r.status === 'failed') ? 1 : 0;
+  if (natkitVsCoturn !== undefined) {
+    lines.push(`natkit / coturn : ${natkitVsCoturn.rps.toFixed(2)}× responses/s, p50 ${natkitVsCoturn.p50.toFixed(2)}×, p99 ${natkitVsCoturn.p99.toFixed(2)}×`);
+  }
+  for (const r of results) {
+    const m = r.median;
+    if (m?.serverCpuPct !== undefined && m.serverCpuPct < 85) {
+      lines.push(`note: ${r.id} used only ${m.serverCpuPct.toFixed(0)} % of its CPU: it was not saturated (window or generator bound).`);
+    }
+    if (m !== undefined && m.lossPct > 0) lines.push(`note: ${r.id} lost ${m.lossPct.toFixed(2)} % of requests (timeout ${opts.timeoutMs} ms).`);
+  }
+  if (gen.kind === 'node') lines.push('note: Node load generator — every figure is bounded by the generator, not the server.');
+  if (opts.profile) lines.push('note: the Node servers ran under --cpu-prof: their figures include the profiler\'s overhead.');
+  if (profiles.length > 0) {
+    lines.push('');
+    for (const p of profiles) lines.push(formatProfile(p), '');
+  }
+  return { text: lines.join('\n'), json, failed: results.some((r) => r.status === 'failed') };
 }
 
 const children = new ChildRegistry();

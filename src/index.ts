@@ -3,7 +3,8 @@
 export * from './util/index.ts';
 export * from './net/index.ts';
 export {
-  NodeNetwork, consoleLogger, cryptoRandom, nodeEnv, resolveEndpoint, silentLogger, systemClock,
-  type HostLookup, type LogLevel, type NodeNetworkOptions, type ResolveOptions,
+  NodeNetwork, consoleLogger, cryptoRandom, localAddressToward, nodeEnv, readRouteTables, resolveEndpoint, silentLogger, systemClock,
+  type HostLookup, type LogLevel, type NodeNetworkOptions, type ReadRouteTablesOptions, type ResolveOptions, type RouteTables,
 } from './net/node/index.ts';
 export * from './stun/index.ts';
+export * from './portmap/index.ts';

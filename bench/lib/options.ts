@@ -1,11 +1,15 @@
 // Command-line options of `npm run bench` (bench/run.ts).
 import { parseArgs } from 'node:util';
+import type { NatPreset } from '../../test/lab/lib/nat-rules.ts';
+import { CHECK_NATS, DEFAULT_CHECK_NATS } from './nat-check.ts';
 
 /** Servers the benchmark knows, in the order they run. */
 export const SERVER_IDS = ['bare', 'natkit', 'natkit-nolimit', 'coturn'] as const;
 export type ServerId = (typeof SERVER_IDS)[number];
 /** What runs when --only is not given. */
 export const DEFAULT_SERVERS: readonly ServerId[] = ['bare', 'natkit', 'coturn'];
+/** The NAT discovery section's name in --only. */
+export const CHECK_SECTION = 'check';
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -23,6 +27,14 @@ export interface BenchOptions {
   readonly runs: number;
   /** Servers to measure. @default bare, natkit, coturn */
   readonly only: readonly ServerId[];
+  /**
+   * The NAT discovery section (natkit check vs turnutils_natdiscovery in the namespace
+   * lab): 'on' when --only names it, 'auto' (run when root, else say skipped) without
+   * --only, 'off' otherwise. @default 'auto'
+   */
+  readonly check: 'on' | 'auto' | 'off';
+  /** Lab NAT presets the NAT discovery section runs on. @default port-restricted-cone, symmetric */
+  readonly checkNats: readonly NatPreset[];
   /** Requests carry FINGERPRINT (RFC 8489 §14.7), as ICE agents send them. @default false */
   readonly fingerprint: boolean;
   /** Generator busy-polls this long before sleeping, µs (only when pinned). @default 1000 */
@@ -41,15 +53,19 @@ export const USAGE = `usage: npm run bench -- [options]
 STUN Binding throughput over UDP loopback: one load generator against several servers
 (one at a time, each on its own CPU when taskset is available), then a table with
 responses/s, loss, p50/p99 latency and the ratio of each to the bare Node responder.
+Then NAT discovery in the namespace lab (needs root, else skipped): time and packets of
+\`natkit check\` and coturn's \`turnutils_natdiscovery -m -f -H\` behind kernel NATs.
 
 options:
-  --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}
-                     (default ${DEFAULT_SERVERS.join(',')})
+  --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}; and/or
+                     ${CHECK_SECTION} for NAT discovery (default ${DEFAULT_SERVERS.join(',')}, plus ${CHECK_SECTION} when root)
+  --check-nats LIST  lab NATs for ${CHECK_SECTION}: ${CHECK_NATS.join(', ')}
+                     (default ${DEFAULT_CHECK_NATS.join(',')})
   --duration-s N     measured seconds per run (default 3)
   --warmup-s N       warm-up seconds before each measurement (default 0.5)
   --window N         requests in flight (default 128)
   --timeout-ms N     a request unanswered this long is lost (default 200)
-  --runs N           runs per server; the table shows medians (default 3)
+  --runs N           runs per server (and per program and NAT); medians shown (default 3)
   --fingerprint      requests carry FINGERPRINT
   --spin-us N        generator busy-polls N µs before sleeping, when pinned (default 1000)
   --no-pin           do not pin with taskset
@@ -88,6 +104,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
         'timeout-ms': { type: 'string' },
         runs: { type: 'string' },
         only: { type: 'string' },
+        'check-nats': { type: 'string' },
         fingerprint: { type: 'boolean', default: false },
         'spin-us': { type: 'string' },
         'no-pin': { type: 'boolean', default: false },
@@ -101,16 +118,29 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   }
   const v = parsed.values;
   let only: ServerId[] = [...DEFAULT_SERVERS];
+  let check: BenchOptions['check'] = 'auto';
   if (v.only !== undefined) {
     only = [];
+    check = 'off';
     for (const name of v.only.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+      if (name === CHECK_SECTION) {
+        check = 'on';
+        continue;
+      }
       const id = SERVER_IDS.find((s) => s === name);
-      if (id === undefined) throw new UsageError(`--only: expected some of ${SERVER_IDS.join(', ')}, got "${name}"`);
+      if (id === undefined) throw new UsageError(`--only: expected some of ${[...SERVER_IDS, CHECK_SECTION].join(', ')}, got "${name}"`);
       if (!only.includes(id)) only.push(id);
     }
-    if (only.length === 0) throw new UsageError('--only: expected at least one server');
+    if (only.length === 0 && check === 'off') throw new UsageError('--only: expected at least one server or check');
     only.sort((a, b) => SERVER_IDS.indexOf(a) - SERVER_IDS.indexOf(b));
   }
+  const checkNats: NatPreset[] = [];
+  for (const name of (v['check-nats'] ?? DEFAULT_CHECK_NATS.join(',')).split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const nat = CHECK_NATS.find((p) => p === name);
+    if (nat === undefined) throw new UsageError(`--check-nats: expected some of ${CHECK_NATS.join(', ')}, got "${name}"`);
+    if (!checkNats.includes(nat)) checkNats.push(nat);
+  }
+  if (checkNats.length === 0) throw new UsageError('--check-nats: expected at least one NAT');
   return {
     json: v.json,
     durationS: num('duration-s', v['duration-s'], 3, 0.1, 600),
@@ -119,6 +149,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     timeoutMs: num('timeout-ms', v['timeout-ms'], 200, 1, 4000, true),
     runs: num('runs', v.runs, 3, 1, 50, true),
     only,
+    check,
+    checkNats,
     fingerprint: v.fingerprint,
     spinUs: num('spin-us', v['spin-us'], 1000, 0, 1_000_000, true),
     pin: !v['no-pin'],

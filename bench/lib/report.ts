@@ -42,7 +42,8 @@ export interface ServerResult {
   vsBare?: Ratios;
 }
 
-function median(values: readonly number[]): number {
+/** Median of `values` (NaN when empty). */
+export function median(values: readonly number[]): number {
   const v = [...values].sort((a, b) => a - b);
   const n = v.length;
   if (n === 0) return NaN;
@@ -96,12 +97,22 @@ export function formatTable(results: readonly ServerResult[]): string {
       fix(r.vsBare?.rps, 2), fix(r.vsBare?.p50, 2), fix(r.vsBare?.p99, 2),
     ]);
   }
-  const full = rows.filter((r) => r.length === head.length);
-  const widths = head.map((_, i) => Math.max(...full.map((r) => r[i]!.length)));
+  return alignColumns(rows);
+}
+
+/**
+ * Aligns a table whose first row is the head: columns in `left` (default the first)
+ * padded on the right, the others on the left; a row shorter than the head is a note,
+ * its second cell printed after the first column as is.
+ */
+export function alignColumns(rows: readonly (readonly string[])[], left: readonly number[] = [0]): string {
+  const width = rows[0]?.length ?? 0;
+  const full = rows.filter((r) => r.length === width);
+  const widths = Array.from({ length: width }, (_, i) => Math.max(...full.map((r) => r[i]!.length)));
   return rows
     .map((r) => {
-      if (r.length !== head.length) return `${r[0]!.padEnd(widths[0]!)}  ${r[1] ?? ''}`;
-      return r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+      if (r.length !== width) return `${r[0]!.padEnd(widths[0]!)}  ${r[1] ?? ''}`;
+      return r.map((cell, i) => (left.includes(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd();
     })
     .join('\n');
 }

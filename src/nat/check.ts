@@ -39,7 +39,10 @@ export interface NatCheckOptions {
   readonly signal?: AbortSignal;
   /** Called as the check moves on. */
   readonly onProgress?: (progress: CheckProgress) => void;
-  /** Timers of the first request, whose silence means "UDP blocked". @default { rtoMs: 250, maxTransmissions: 4, lastWaitMultiplier: 4 } (2.75 s) */
+  /**
+   * Timers of the first request, whose silence means "UDP blocked"; fields not given keep
+   * their default. @default { rtoMs: 250, maxTransmissions: 4, lastWaitMultiplier: 4 } (2.75 s)
+   */
   readonly firstTimers?: TransactionTimers;
   /** Transmissions of a probe that may rightly go unanswered (filtering, hairpinning). @default 3 */
   readonly probeTransmissions?: number;
@@ -149,6 +152,10 @@ class CheckRun {
     return this.o.signal;
   }
 
+  private get firstTimers(): TransactionTimers {
+    return { ...DEFAULT_FIRST_TIMERS, ...this.o.firstTimers };
+  }
+
   async execute(): Promise<NatReport> {
     const { server } = this.o;
     throwIfAborted(this.signal, 'NAT check');
@@ -161,7 +168,7 @@ class CheckRun {
 
     // RFC 5780 §4.3 test I / RFC 3489 test I: do we get through at all?
     this.progress('binding', `asking ${endpointKey(server)} for our mapped address`);
-    const first = await this.ask(mc, { timers: this.o.firstTimers ?? DEFAULT_FIRST_TIMERS });
+    const first = await this.ask(mc, { timers: this.firstTimers });
     if (first === undefined || !first.ok) {
       if (first !== undefined) this.skip('nat', `the server answered ${first.error.code} ${first.error.reason}`);
       return this.report({ udp: first !== undefined, local: main.local });
@@ -178,14 +185,18 @@ class CheckRun {
     };
 
     // Filtering first: once the socket has sent to the alternate address, address-
-    // dependent filtering would let the changed answers in (RFC 5780 §4.4). Allocation
-    // samples, on their own sockets, run meanwhile: they make no mapping for this one.
-    const [filtering, allocation] = await Promise.all([
+    // dependent filtering would let the changed answers in (RFC 5780 §4.4). What runs
+    // meanwhile sends nothing from this socket, so it cannot open the filter: the
+    // allocation samples, each on its own socket, then the hairpin probe (§4.5) from yet
+    // another one. The probe waits for the samples: on a sequential NAT its own mapping
+    // would fall between theirs (in NAT behind NAT it leaves through the inner router).
+    // Both silent waits, filtering's and hairpinning's, so overlap instead of adding up.
+    const [filtering, [allocation, hairpinning]] = await Promise.all([
       this.filtering(mc, other, probeTimers),
-      this.allocation(mapped, main.local),
+      this.allocation(mapped, main.local).then(async (a) => [a, await this.hairpin(mapped, probeTimers)] as const),
     ]);
-    // Mapping (RFC 5780 §4.3 tests II and III) and hairpinning (§4.5) together.
-    const [mapping, hairpinning] = await Promise.all([this.mapping(mc, other, mapped), this.hairpin(mapped, probeTimers)]);
+    // Mapping: RFC 5780 §4.3 tests II and III.
+    const mapping = await this.mapping(mc, other, mapped);
     const [lifetime, publicIPv6] = await Promise.all([this.lifetime(probeTimers), this.ipv6()]);
     return this.report({
       udp: true, local: main.local, mapped, other, software: first.software, natted, rttMs, filtering, mapping,
@@ -282,7 +293,7 @@ class CheckRun {
     return 'address-and-port-dependent';
   }
 
-  /** RFC 5780 §4.3: the same socket to A2:P1 (test II), then A2:P2 (test III). */
+  /** RFC 5780 §4.3: the same socket to A2:P1 (test II), then A2:P2 (test III) when II's mapping differs from I's. */
   private async mapping(mc: StunClient, other: Endpoint | undefined, mapped: Endpoint): Promise<Behaviour> {
     if (other === undefined) {
       this.skip('mapping', 'the server has no alternate address (no OTHER-ADDRESS) to compare mappings with');
@@ -290,15 +301,16 @@ class CheckRun {
     }
     this.progress('mapping', 'comparing mappings toward the other address and port');
     const toAltAddress = endpoint(other.address, this.o.server.port);
-    const [two, three] = await Promise.all([
-      this.ask(mc, { to: toAltAddress, timers: ANSWERED_TIMERS }),
-      this.ask(mc, { to: other, timers: ANSWERED_TIMERS }),
-    ]);
+    const two = await this.ask(mc, { to: toAltAddress, timers: ANSWERED_TIMERS });
     if (two === undefined || !two.ok) {
       this.skip('mapping', `no answer from the alternate address ${endpointKey(toAltAddress)}`);
       return 'unknown';
     }
+    // RFC 5780 §4.3: the same mapping toward A2 is endpoint-independent mapping, and test
+    // III is only run when it is not: on the commonest NATs it would cost two packets and
+    // tell nothing. Otherwise it costs a round trip more than sending both at once.
     if (sameEndpoint(two.mapped, mapped)) return 'endpoint-independent';
+    const three = await this.ask(mc, { to: other, timers: ANSWERED_TIMERS });
     if (three === undefined || !three.ok) {
       this.skip('mapping', `no answer from the alternate address and port ${endpointKey(other)}`);
       return 'unknown';
@@ -337,12 +349,15 @@ class CheckRun {
     const arrived = new Promise<true>((resolve) => (this.hairpinArrived = () => resolve(true)));
     const rto = timers.rtoMs ?? 50;
     const tries = timers.maxTransmissions ?? 3;
+    const lastWaitMs = (timers.lastWaitMultiplier ?? 2) * rto;
     try {
       for (let i = 0; i < tries; i++) {
         socket.send(request, mapped);
         this.extraSent += 1;
-        // RFC 8489 §6.2.1 spacing: RTO, 2·RTO, …; then twice the last interval.
-        const wait = rto * 2 ** i * (i === tries - 1 ? 2 : 1);
+        // The schedule of the filtering probes, which is RFC 8489 §6.2.1's: the interval
+        // doubles after each transmission (RTO, 2·RTO, …), and after the last one the
+        // wait is Rm × the initial RTO, not a doubled interval again.
+        const wait = i === tries - 1 ? lastWaitMs : rto * 2 ** i;
         if (await this.raceTimer(arrived, wait)) return true;
       }
       return false;
@@ -399,7 +414,7 @@ class CheckRun {
       this.owned.push(socket);
       const client = await StunClient.create({ env: this.env, server: server6, socket });
       this.clients.push(client);
-      const r = await this.ask(client, { timers: this.o.firstTimers ?? DEFAULT_FIRST_TIMERS });
+      const r = await this.ask(client, { timers: this.firstTimers });
       if (r?.ok === true) return r.mapped.address;
       this.skip('ipv6', r === undefined ? 'no answer over IPv6' : `the IPv6 server answered ${r.error.code}`);
     } catch (err) {

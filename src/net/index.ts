@@ -1,6 +1,6 @@
 // natkit/net (layer 1): the transport seam — types, endpoint helpers, the RFC 7983
-// packet demultiplexer and the stream framer. Real sockets live in net/node, imported
-// through its own index; the simulated world will live in net/sim.
+// packet demultiplexer and the stream framer. Real sockets live in net/node and the
+// simulated world in net/sim, each imported through its own index.
 export type {
   BindOptions,
   Clock,

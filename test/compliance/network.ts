@@ -1,6 +1,7 @@
 // The Network compliance suite (DESIGN.md §3, STYLE.md "reusable compliance suites"):
-// every Network implementation — net/node on real sockets, net/sim later — must pass it.
-// It checks the contract written in src/net/types.ts, not any one implementation.
+// every Network implementation — net/node on real sockets, net/sim in the simulated
+// world — must pass it. It checks the contract written in src/net/types.ts, not any one
+// implementation; refused socket calls carry the OS's errno code as `cause.code` in both.
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpoint, sameEndpoint } from '../../src/net/index.ts';
@@ -81,10 +82,11 @@ function closedWith(stream: StreamSocket): Promise<Error | undefined> {
   });
 }
 
-/** Asserts that `promise` rejects with a NatkitError of `code`. */
-async function rejectsWith(promise: Promise<unknown>, code: NatkitErrorCode): Promise<void> {
+/** Asserts that `promise` rejects with a NatkitError of `code`, caused by an error with `errno` as its code when given. */
+async function rejectsWith(promise: Promise<unknown>, code: NatkitErrorCode, errno?: string): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {
     assert.ok(isNatkitError(err, code), `expected ${code}, got ${String(err)}`);
+    if (errno !== undefined) assert.equal((err.cause as { code?: unknown } | undefined)?.code, errno, `cause of ${err.message}`);
     return true;
   });
 }
@@ -118,13 +120,29 @@ export function networkCompliance(name: string, makeNetwork: () => NetworkUnderT
       }
     }));
 
-    test('bindUdp: a port in use rejects with ERR_SOCKET; a name rejects with ERR_INVALID_ARGUMENT', noLeaks(async () => {
+    test('bindUdp: a port in use rejects with ERR_SOCKET (EADDRINUSE); a name rejects with ERR_INVALID_ARGUMENT', noLeaks(async () => {
       const s = await bindA();
       try {
-        await rejectsWith(world.a.network.bindUdp({ address: world.a.address, port: s.local.port }), 'ERR_SOCKET');
+        await rejectsWith(world.a.network.bindUdp({ address: world.a.address, port: s.local.port }), 'ERR_SOCKET', 'EADDRINUSE');
         await rejectsWith(world.a.network.bindUdp({ address: 'localhost' }), 'ERR_INVALID_ARGUMENT');
       } finally {
         await s.close();
+      }
+    }));
+
+    test('bindUdp and listenStream: an address the host does not have rejects with ERR_SOCKET (EADDRNOTAVAIL)', noLeaks(async () => {
+      // Documentation addresses (RFC 5737, RFC 3849 space no test host is given).
+      const foreign = endpoint(world.a.address, 0).family === 4 ? '192.0.2.1' : '2001:db8:ffff::1';
+      await rejectsWith(world.a.network.bindUdp({ address: foreign }), 'ERR_SOCKET', 'EADDRNOTAVAIL');
+      await rejectsWith(world.a.network.listenStream({ address: foreign }, () => undefined), 'ERR_SOCKET', 'EADDRNOTAVAIL');
+    }));
+
+    test('listenStream: a port in use rejects with ERR_SOCKET (EADDRINUSE)', noLeaks(async () => {
+      const l = await world.b.network.listenStream({ address: world.b.address }, () => undefined);
+      try {
+        await rejectsWith(world.b.network.listenStream({ address: world.b.address, port: l.local.port }, () => undefined), 'ERR_SOCKET', 'EADDRINUSE');
+      } finally {
+        await l.close();
       }
     }));
 
@@ -371,11 +389,11 @@ export function networkCompliance(name: string, makeNetwork: () => NetworkUnderT
       }
     }));
 
-    test('connectStream: a closed port rejects with ERR_SOCKET', noLeaks(async () => {
+    test('connectStream: a closed port rejects with ERR_SOCKET (ECONNREFUSED)', noLeaks(async () => {
       const listener = await world.b.network.listenStream({ address: world.b.address }, () => undefined);
       const closedPort = listener.local;
       await listener.close();
-      await rejectsWith(world.a.network.connectStream(closedPort, { timeoutMs: 2000 }), 'ERR_SOCKET');
+      await rejectsWith(world.a.network.connectStream(closedPort, { timeoutMs: 2000 }), 'ERR_SOCKET', 'ECONNREFUSED');
     }));
 
     test('abort: an aborted signal rejects bindUdp, listenStream and connectStream with ERR_ABORTED', noLeaks(async () => {

@@ -9,7 +9,7 @@ import { checkNat, type NatReport } from '../../src/nat/index.ts';
 import { nodeEnv } from '../../src/net/node/index.ts';
 import { endpoint, type Endpoint } from '../../src/net/index.ts';
 import {
-  BINDING, OTHER_ADDRESS, StunClass, StunServer, XOR_MAPPED_ADDRESS, attr, decodeMessage, encodeMessage,
+  BINDING, CHANGE_REQUEST, OTHER_ADDRESS, StunClass, StunServer, XOR_MAPPED_ADDRESS, attr, decodeMessage, encodeMessage,
 } from '../../src/stun/index.ts';
 import { isNatkitError } from '../../src/util/index.ts';
 import { noLeaks } from '../helpers/leaks.ts';
@@ -43,8 +43,9 @@ test('two-address server, no NAT: open internet, every test measured, on the soc
   assert.deepEqual(r.otherAddress, s.endpoints.find((e) => e.role === 3)!.local);
   assert.equal(r.serverSoftware, 'natkit');
   for (const step of ['binding', 'filtering', 'allocation', 'mapping', 'hairpinning', 'done']) assert.ok(steps.includes(step), `progress shows ${step}`);
-  // 1 + 2 filtering + 3 allocation + 2 mapping + 1 hairpin, nothing retransmitted on loopback.
-  assert.deepEqual(r.packets, { sent: 9, received: 9 });
+  // 1 + 2 filtering + 3 allocation + 1 hairpin + 1 mapping (test II alone: the mapping is
+  // endpoint-independent, RFC 5780 §4.3), nothing retransmitted on loopback.
+  assert.deepEqual(r.packets, { sent: 8, received: 8 });
   assert.equal(s.core.stats.changed, 2);
 
   // The socket is still the application's: open, and free for its own receiver.
@@ -74,6 +75,22 @@ test('one-address server: what could not be measured is said, with why', noLeaks
   assert.deepEqual(r.portAllocation, { kind: 'preserving' });
 }));
 
+test('natkit check --first-rto-ms: UDP blocked after 4 sends within 11 × that RTO', noLeaks(async () => {
+  await using silent = await env.network.bindUdp({ address: '127.0.0.1' });
+  let got = 0;
+  silent.onPacket(() => void (got += 1));
+  const out = { out: '', err: '' };
+  const io = { out: (t: string) => void (out.out += t), err: (t: string) => void (out.err += t) };
+  const started = performance.now();
+  const code = await runCli(commands, ['check', '--json', '--first-rto-ms', '20', '--server', `127.0.0.1:${silent.local.port}`], { io, env, signal: AbortSignal.timeout(10_000) });
+  const tookMs = performance.now() - started;
+  assert.equal(code, 0, out.err);
+  const r = JSON.parse(out.out) as NatReport;
+  assert.equal(r.classic, 'udp-blocked');
+  assert.equal(got, 4, 'the other timers keep their defaults (4 transmissions)');
+  assert.ok(tookMs >= 200 && tookMs < 1500, `gave up after about 11 × 20 ms, not 2.75 s (${Math.round(tookMs)} ms)`);
+}));
+
 test('nothing answers: UDP blocked after the first request\'s schedule', noLeaks(async () => {
   await using silent = await env.network.bindUdp({ address: '127.0.0.1' });
   const r = await checkNat({ env, server: silent.local, ...QUICK });
@@ -98,6 +115,43 @@ test('a server that ignores CHANGE-REQUEST cannot fool the filtering test', noLe
   assert.equal(r.filtering, 'unknown');
   assert.match(r.notMeasured.find((n) => n.what === 'filtering')?.why ?? '', /answered a CHANGE-REQUEST from 127\.0\.0\.1:\d+, not 127\.0\.0\.2:\d+/);
   assert.equal(r.mapping, 'unknown', 'its alternate address never answers');
+}));
+
+test('unanswered filtering and hairpin probes wait once, together, on RFC 8489\'s schedule', noLeaks(async () => {
+  // A "port-restricted cone": a server on two addresses whose CHANGE-REQUEST answers never
+  // arrive, and a mapped address where nothing answers, so the hairpin probes vanish too.
+  await using hole = await env.network.bindUdp({ address: '127.0.0.1' });
+  await using a = await env.network.bindUdp({ address: '127.0.0.1' });
+  await using b = await env.network.bindUdp({ address: '127.0.0.2', port: a.local.port });
+  const started = performance.now();
+  const holeAt: number[] = [];
+  hole.onPacket(() => void holeAt.push(performance.now() - started));
+  let filtered = 0;
+  for (const s of [a, b]) {
+    s.onPacket((data, from) => {
+      const req = decodeMessage(data);
+      if (req.has(CHANGE_REQUEST)) {
+        filtered += 1;
+        return;
+      }
+      s.send(encodeMessage({
+        method: BINDING, cls: StunClass.SUCCESS, transactionId: req.transactionId,
+        attributes: [attr(XOR_MAPPED_ADDRESS, hole.local), attr(OTHER_ADDRESS, b.local)],
+      }), from);
+    });
+  }
+  const r = await checkNat({ env, server: a.local, allocationSamples: 0, probeMinRtoMs: 100 });
+  assert.equal(r.classic, 'port-restricted-cone');
+  assert.equal(r.hairpinning, false);
+  assert.equal(filtered, 6, 'two CHANGE-REQUESTs, three transmissions each');
+  // Each probe: sends at 0, RTO, 3·RTO, then Rm × RTO (2 × 100 ms) of waiting: 500 ms.
+  assert.equal(holeAt.length, 3);
+  const gaps = holeAt.slice(1).map((t, i) => t - holeAt[i]!);
+  assert.ok(gaps[0]! >= 90 && gaps[1]! >= 190, `hairpin probes spaced RTO, 2·RTO (gaps ${gaps.map(Math.round).join(', ')} ms)`);
+  assert.ok(r.durationMs >= 490, `waited a whole schedule (${r.durationMs} ms)`);
+  assert.ok(r.durationMs < 800, `filtering and hairpinning waited at once, not one after the other (${r.durationMs} ms)`);
+  // 1 + 6 filtering + 3 hairpin + 1 mapping (test II alone) sent; the first and test II answered.
+  assert.deepEqual(r.packets, { sent: 11, received: 2 });
 }));
 
 test('binding lifetime: idle mappings checked at each age through RESPONSE-PORT (RFC 5780 §4.6)', noLeaks(async () => {
@@ -134,4 +188,6 @@ test('natkit check --json prints the same report; the human form reads at a glan
   assert.match(b.o.err, /filtering +asking for answers/, 'progress on stderr');
   const c = io();
   assert.equal(await runCli(commands, ['check', '--lifetime-ages', '5,x'], { io: c.io, env, signal: AbortSignal.timeout(10_000) }), 2);
+  assert.equal(await runCli(commands, ['check', '--first-rto-ms', '5'], { io: c.io, env, signal: AbortSignal.timeout(10_000) }), 2);
+  assert.match(c.o.err, /--first-rto-ms: expected a whole number in 10–10000, got "5"/);
 });

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Endpoint } from '../../src/net/index.ts';
 import { chainTruth, NAT_TRUTH, type NatPreset, type NatTruth } from './lib/nat-rules.ts';
 import { startCoturn, startStunServer, stunQuery, type LabStunServer, type QueryReport, type QueryStep, type StepResult } from './lib/probes.ts';
-import { Lab, type Host, type Router } from './lib/topology.ts';
+import { Lab, type Host, type Site } from './lib/topology.ts';
 import { noLeaks } from '../helpers/leaks.ts';
 
 const PRESETS = Object.keys(NAT_TRUTH) as NatPreset[];
@@ -21,11 +21,6 @@ const CHAINS: readonly (readonly [NatPreset, NatPreset])[] = [
   ['port-restricted-cone', 'symmetric'],
   ['full-cone', 'full-cone'],
 ];
-
-interface Site {
-  readonly routers: readonly Router[];
-  readonly client: Host;
-}
 
 let lab: Lab | undefined;
 let stun: LabStunServer;

@@ -21,6 +21,7 @@ export const checkCommand: Command = {
     'lifetime-ages': { type: 'string', valueName: 'S,S,…', description: 'measure idle mappings at these ages instead (seconds)' },
     hairpin: { type: 'boolean', default: true, description: 'test hairpinning (a packet to our own public address)' },
     samples: { type: 'string', valueName: 'N', default: '3', description: 'extra mappings opened to see the port-allocation pattern (0–16)' },
+    'first-rto-ms': { type: 'string', valueName: 'MS', default: '250', description: 'RTO of the first request (10–10000); 4 sends and no answer within 11 × RTO means UDP is blocked' },
     json: { type: 'boolean', description: 'print the report as JSON (no progress on stderr)' },
   },
   details: [
@@ -36,6 +37,7 @@ export const checkCommand: Command = {
   async run(ctx) {
     const json = flag(ctx, 'json');
     const samples = intOption(ctx, 'samples', 0, 16) ?? 3;
+    const firstRtoMs = intOption(ctx, 'first-rto-ms', 10, 10_000);
     const lifetimeS = lifetimeAges(ctx);
     const candidates = stringOption(ctx, 'server') !== undefined ? [stringOption(ctx, 'server')!] : PUBLIC_STUN_SERVERS.map((s) => s.host);
     const progress = (line: string): void => {
@@ -63,6 +65,7 @@ export const checkCommand: Command = {
         lifetimeS,
         ...(server6 !== undefined && { server6 }),
         ...(local !== undefined && { localAddress: local }),
+        ...(firstRtoMs !== undefined && { firstTimers: { rtoMs: firstRtoMs } }),
         onProgress: (p) => {
           if (p.step !== 'done') progress(`  ${p.step.padEnd(12)}${p.detail}`);
         },

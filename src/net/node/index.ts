@@ -5,3 +5,4 @@ export { NodeStreamSocket } from './stream.ts';
 export { resolveEndpoint, type HostLookup, type ResolveOptions } from './resolve.ts';
 export { systemClock, cryptoRandom, nodeEnv } from './env.ts';
 export { silentLogger, consoleLogger, type LogLevel } from './logger.ts';
+export { localAddressToward, readRouteTables, type ReadRouteTablesOptions, type RouteTables } from './routes.ts';

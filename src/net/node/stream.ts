@@ -5,6 +5,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { NatkitError, abortError, throwIfAborted } from '../../util/index.ts';
 import { endpoint, formatEndpoint } from '../endpoint.ts';
+import { StreamEnd } from '../stream-end.ts';
 import type { ConnectOptions, Endpoint, ListenOptions, Logger, StreamListener, StreamSocket } from '../types.ts';
 
 /** Default of ConnectOptions.timeoutMs. */
@@ -23,10 +24,8 @@ export class NodeStreamSocket implements StreamSocket {
   readonly secure: boolean;
   private readonly socket: Socket;
   private dataHandler: ((data: Uint8Array) => void) | undefined;
-  private closeHandler: ((error?: Error) => void) | undefined;
   /** Set once the socket has closed; `error` when it failed. */
-  private ended: { error?: Error } | undefined;
-  private notified = false;
+  private readonly end = new StreamEnd();
   private lastError: Error | undefined;
   private closing: Promise<void> | undefined;
 
@@ -51,15 +50,14 @@ export class NodeStreamSocket implements StreamSocket {
     });
     socket.on('close', (hadError) => {
       const cause = this.lastError;
-      this.ended = hadError || cause !== undefined
+      this.end.finish(hadError || cause !== undefined
         ? { error: new NatkitError('ERR_SOCKET', `stream to ${formatEndpoint(this.remote)} failed: ${cause?.message ?? 'error'}`, { cause }) }
-        : {};
-      this.notify();
+        : {});
     });
   }
 
   get closed(): boolean {
-    return this.closing !== undefined || this.ended !== undefined;
+    return this.closing !== undefined || this.end.ended !== undefined;
   }
 
   write(data: Uint8Array): boolean {
@@ -74,15 +72,13 @@ export class NodeStreamSocket implements StreamSocket {
   }
 
   onClose(handler: ((error?: Error) => void) | undefined): void {
-    this.closeHandler = handler;
-    // Set after the stream already ended: still tell it, once.
-    if (handler !== undefined && this.ended !== undefined && !this.notified) queueMicrotask(() => this.notify());
+    this.end.onClose(handler);
   }
 
   close(): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       const socket = this.socket;
-      if (this.ended !== undefined) {
+      if (this.end.ended !== undefined) {
         resolve();
         return;
       }
@@ -100,16 +96,6 @@ export class NodeStreamSocket implements StreamSocket {
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  /** Calls the close handler exactly once, when there is one and the stream has ended. */
-  private notify(): void {
-    const ended = this.ended;
-    const handler = this.closeHandler;
-    if (ended === undefined || handler === undefined || this.notified) return;
-    this.notified = true;
-    if (ended.error === undefined) handler();
-    else handler(ended.error);
   }
 }
 

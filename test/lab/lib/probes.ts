@@ -104,6 +104,20 @@ export async function stunQuery(lab: Lab, host: Host, steps: readonly QueryStep[
   }
 }
 
+/**
+ * Sends one datagram from a fresh port of `host` to `to` (`ADDR:PORT`) with
+ * test/lab/bin/udp-probe.ts: the answer's text, or null when none came (a fresh port, so
+ * no earlier conntrack entry lets it through).
+ */
+export async function udpProbe(lab: Lab, host: Host, to: string, payload: string): Promise<string | null> {
+  const child = lab.spawn(host.ns, 'udp-probe', process.execPath, [join(BIN, 'udp-probe.ts'), '--to', to, '--payload', payload]);
+  const status = await child.exited;
+  if (status !== 0) throw new Error(`udp-probe in ${host.ns.role} ended with ${status}: ${child.stderrTail().trim() || 'no stderr'}`);
+  const answer = child.lines.map((l) => parseJson<{ reply: string | null }>(l, (v) => 'reply' in v)).find((r) => r !== undefined);
+  if (answer === undefined) throw new Error(`udp-probe in ${host.ns.role} printed no answer: ${child.lines.join('\n')}`);
+  return answer.reply;
+}
+
 /** A running coturn turnserver in a lab host. */
 export interface LabCoturn {
   readonly child: Child;

@@ -85,6 +85,12 @@ export interface Router extends Host {
   readonly behind: Router | undefined;
 }
 
+/** A LAN host and the routers in front of it, outermost first (a CGN, then a home router). */
+export interface Site {
+  readonly routers: readonly Router[];
+  readonly client: Host;
+}
+
 /** A bridge in some namespace, with the /24 around it. */
 class Segment {
   readonly ns: Namespace;
