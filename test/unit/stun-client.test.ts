@@ -9,8 +9,9 @@ import {
   XOR_MAPPED_ADDRESS, attr, checkIntegrity, decodeMessage, encodeMessage, shortTermKey,
   type AttrCodec, type AttrEntry, type StunClientOptions, type StunMessage,
 } from '../../src/stun/index.ts';
-import { MUX_RTP, MUX_STUN, PacketMux, type Endpoint, type Env, type Network, type StreamSocket, type Timer } from '../../src/net/index.ts';
+import { MUX_RTP, MUX_STUN, PacketMux, type Endpoint, type Env, type Network, type StreamSocket } from '../../src/net/index.ts';
 import { FakePacketSocket } from '../helpers/fake-socket.ts';
+import { ManualClock } from '../helpers/manual-clock.ts';
 import { isNatkitError } from '../../src/util/index.ts';
 
 const SERVER: Endpoint = { address: '198.51.100.1', port: 3478, family: 4 };
@@ -18,41 +19,6 @@ const OTHER: Endpoint = { address: '198.51.100.2', port: 3479, family: 4 };
 const LOCAL: Endpoint = { address: '10.0.0.2', port: 50000, family: 4 };
 const MAPPED: Endpoint = { address: '203.0.113.9', port: 61000, family: 4 };
 const KEY = shortTermKey('pass');
-
-/** Timers that run only when the test advances time. */
-class ManualClock {
-  private time = 0;
-  private seq = 0;
-  private readonly timers = new Map<number, { at: number; fn: () => void }>();
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimer(delayMs: number, fn: () => void): Timer {
-    const id = this.seq++;
-    this.timers.set(id, { at: this.time + Math.max(0, delayMs), fn });
-    return { cancel: () => void this.timers.delete(id) };
-  }
-
-  get pendingTimers(): number {
-    return this.timers.size;
-  }
-
-  /** Moves time forward, running due timers in order of due time. */
-  advance(ms: number): void {
-    const end = this.time + ms;
-    for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e;
-      if (next === undefined) break;
-      this.timers.delete(next[0]);
-      this.time = next[1].at;
-      next[1].fn();
-    }
-    this.time = end;
-  }
-}
 
 /** A stream whose far side the test plays. */
 class FakeStream implements StreamSocket {

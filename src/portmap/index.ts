@@ -1,0 +1,16 @@
+// natkit/portmap: asking the gateway for port mappings. NAT-PMP (RFC 6886) and PCP
+// (RFC 6887) codecs and clients, PCP with NAT-PMP fallback, the shared retransmission
+// core and gateway channel, epoch checks, and the default gateway from the route table.
+export * from './retransmit.ts';
+export * from './channel.ts';
+export * from './epoch.ts';
+export { gatewayEndpoint, type CallOptions, type PortControlOptions, type ResultInfo } from './client-base.ts';
+export * from './natpmp.ts';
+export * from './natpmp-client.ts';
+export * from './pcp-constants.ts';
+export * from './pcp-options.ts';
+export * from './pcp.ts';
+export * from './pcp-client.ts';
+export * from './port-control.ts';
+export * from './gateway.ts';
+export * from './upnp-index.ts';
