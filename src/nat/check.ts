@@ -44,7 +44,10 @@ export interface NatCheckOptions {
    * their default. @default { rtoMs: 250, maxTransmissions: 4, lastWaitMultiplier: 4 } (2.75 s)
    */
   readonly firstTimers?: TransactionTimers;
-  /** Transmissions of a probe that may rightly go unanswered (filtering, hairpinning). @default 3 */
+  /**
+   * Transmissions of a probe that may rightly go unanswered (filtering, hairpinning): a
+   * lost pair errs toward the stricter verdict, which hole punching survives. @default 2
+   */
   readonly probeTransmissions?: number;
   /** Lowest RTO of such probes; 4 × the first RTT when larger. @default 50 */
   readonly probeMinRtoMs?: number;
@@ -180,7 +183,7 @@ class CheckRun {
     this.progress('binding', `mapped to ${endpointKey(mapped)}${natted === false ? ' (no NAT)' : ''}`);
     const probeTimers: TransactionTimers = {
       rtoMs: Math.max(this.o.probeMinRtoMs ?? 50, 4 * (rttMs ?? first.rttMs / Math.max(1, first.transmissions))),
-      maxTransmissions: this.o.probeTransmissions ?? 3,
+      maxTransmissions: this.o.probeTransmissions ?? 2,
       lastWaitMultiplier: 2,
     };
 
