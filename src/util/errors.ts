@@ -14,12 +14,15 @@ export type NatkitErrorCode =
   | 'ERR_XML'
   | 'ERR_UPNP_FAULT'
   | 'ERR_UPNP_NOT_FOUND'
+  | 'ERR_PORTMAP_UNAVAILABLE'
+  | 'ERR_PORTMAP_REFUSED'
   | 'ERR_TIMEOUT'
   | 'ERR_ABORTED'
   | 'ERR_CLOSED'
   | 'ERR_SOCKET'
   | 'ERR_CONFIG'
-  | 'ERR_PROTOCOL';
+  | 'ERR_PROTOCOL'
+  | 'ERR_TURN_DECODE';
 
 /** Base class of every error natkit throws on purpose. */
 export class NatkitError extends Error {
