@@ -1,7 +1,8 @@
 // `npm run bench -- --only check`: NAT discovery in the namespace lab (issue 3,
 // "Performance"). A client behind a kernel NAT (test/lab presets) runs a full
-// `natkit check --json` (mapping, filtering, hairpinning, port allocation), the same
-// without port allocation (`--samples 0`: the reference's three tests), and coturn's
+// `natkit check --json` (mapping, filtering, hairpinning, port allocation, the port-mapping
+// probe), the same without port allocation and port mapping (`--samples 0 --no-portmap`:
+// the reference's three tests), and coturn's
 // `turnutils_natdiscovery -m -f -H`, interleaved, against the same natkit STUN server
 // on two addresses × two ports in the server namespace. Time is the wall time of each
 // program, spawned alike through `ip netns exec`; packets are the UDP datagrams through
@@ -103,7 +104,7 @@ export interface CheckBenchOptions {
 
 const ARGS: Readonly<Record<CheckTool, readonly string[]>> = {
   natkit: ['check', '--json'],
-  'natkit-same': ['check', '--samples', '0', '--json'],
+  'natkit-same': ['check', '--samples', '0', '--no-portmap', '--json'],
   reference: ['-m', '-f', '-H'],
 };
 const label = (tool: CheckTool): string => `${tool === 'reference' ? REFERENCE : 'natkit'} ${ARGS[tool].join(' ')}`;
@@ -244,7 +245,7 @@ export function formatCheckBench(r: CheckBenchResult): string {
   const lines: string[] = [
     'NAT discovery in the namespace lab: a client behind a kernel NAT, natkit\'s STUN server on 2 addresses × 2 ports',
     `${r.runs} run${r.runs > 1 ? 's' : ''} per program and NAT, interleaved, medians; time = wall time of the program (natkit: Node start-up included;`,
-    'natkit\'s own ms = its report\'s durationMs); `--samples 0` drops port allocation, leaving the reference\'s three tests;',
+    'natkit\'s own ms = its report\'s durationMs); `--samples 0 --no-portmap` drops port allocation and the port-mapping probe, leaving the reference\'s three tests;',
     'packets = UDP datagrams through the client\'s interface, both ways (nft counters); result: RFC 4787 mapping/filtering found',
     '',
   ];

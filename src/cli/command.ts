@@ -31,6 +31,8 @@ export interface CommandContext {
   readonly positionals: readonly string[];
   readonly io: CommandIo;
   readonly env: Env;
+  /** Environment variables (process.env in the binary; a plain object in tests). */
+  readonly vars: Readonly<Record<string, string | undefined>>;
   /** Fires on SIGINT/SIGTERM (or when a test aborts). */
   readonly signal: AbortSignal;
 }

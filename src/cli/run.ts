@@ -44,7 +44,7 @@ export async function runCli(commands: readonly Command[], argv: readonly string
       return EXIT_OK;
     }
     const values = await mergeSources(command, parsed.values, options.vars ?? {});
-    return await command.run({ values, positionals: parsed.positionals, io, env: options.env, signal: options.signal });
+    return await command.run({ values, positionals: parsed.positionals, io, env: options.env, vars: options.vars ?? {}, signal: options.signal });
   } catch (err) {
     if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
       io.err(`natkit ${command.name}: ${err.message}\nRun \`natkit ${command.name} --help\` for usage.\n`);

@@ -1,6 +1,7 @@
 // natkit/portmap: asking the gateway for port mappings. NAT-PMP (RFC 6886) and PCP
 // (RFC 6887) codecs and clients, PCP with NAT-PMP fallback, the shared retransmission
-// core and gateway channel, epoch checks, and the default gateway from the route table.
+// core and gateway channel, epoch checks, the default gateway from the route table, and
+// the gateway side: a NAT-PMP, PCP and UPnP IGD server on one mapping table.
 export * from './retransmit.ts';
 export * from './channel.ts';
 export * from './epoch.ts';
@@ -14,3 +15,7 @@ export * from './pcp-client.ts';
 export * from './port-control.ts';
 export * from './gateway.ts';
 export * from './upnp-index.ts';
+export * from './server/index.ts';
+export { Mapping, MAPPER_PROTOCOLS, type MapperProtocol, type MappingChange, type MappingRecord, type MappingState } from './mapping.ts';
+export type { PortMappingProbe, ProtocolProbe } from './mapper-probe.ts';
+export * from './mapper.ts';

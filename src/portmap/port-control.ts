@@ -6,7 +6,7 @@ import { GatewayChannel } from './channel.ts';
 import { gatewayEndpoint, type CallOptions, type ResultInfo } from './client-base.ts';
 import { NatPmpClient } from './natpmp-client.ts';
 import type { MapProtocol, NatPmpResult } from './natpmp.ts';
-import { PcpClient, type PcpClientOptions } from './pcp-client.ts';
+import { PcpClient, type PcpClientOptions, type PcpMapResult } from './pcp-client.ts';
 import type { PcpResult } from './pcp-constants.ts';
 import type { RetransmitTimers } from './retransmit.ts';
 
@@ -50,6 +50,11 @@ export interface PortControlMapping {
 export type PortControlMapResult =
   | (ResultInfo & { readonly ok: true; readonly via: PortControlProtocol; readonly mapping: PortControlMapping })
   | (ResultInfo & { readonly ok: false; readonly via: PortControlProtocol; readonly result: PcpResult | NatPmpResult; readonly resultCode: number });
+
+/** A PCP result in the shape both protocols share. */
+function fromPcp(r: PcpMapResult, protocol: MapProtocol): PortControlMapResult {
+  return r.ok ? { ...r, via: 'pcp', mapping: { ...r.mapping, via: 'pcp', protocol } } : { ...r, via: 'pcp' };
+}
 
 /** One gateway, spoken to in PCP or, when it only knows NAT-PMP, in NAT-PMP. */
 export class PortControlClient {
@@ -100,10 +105,16 @@ export class PortControlClient {
   async map(options: PortControlMapOptions): Promise<PortControlMapResult> {
     if (this.speaking === 'pcp') {
       const r = await this.pcp.map(options);
-      if (r.ok) return { ...r, via: 'pcp', mapping: { ...r.mapping, via: 'pcp', protocol: options.protocol } };
-      if (!this.fallBack(r.result, r.version)) return { ...r, via: 'pcp' };
+      if (r.ok || !this.fallBack(r.result, r.version)) return fromPcp(r, options.protocol);
     }
-    const natpmp = this.natpmp!;
+    return this.mapWith('natpmp', options);
+  }
+
+  /** Maps in the protocol named, without fallback (PortMapper keeps its own order); PCP repeats `nonce` (§11.1). */
+  async mapWith(via: PortControlProtocol, options: PortControlMapOptions & { readonly nonce?: Uint8Array }): Promise<PortControlMapResult> {
+    if (via === 'pcp') return fromPcp(await this.pcp.map(options), options.protocol);
+    const natpmp = this.natpmp;
+    if (natpmp === undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', 'NAT-PMP map: the gateway is IPv6, NAT-PMP is IPv4 only (RFC 6886 §1)');
     const r = await natpmp.map(options);
     if (!r.ok) return { ...r, via: 'natpmp' };
     // RFC 6886 §3.3: a MAP answer has no address; §3.2 asks for it.
@@ -118,8 +129,7 @@ export class PortControlClient {
   /** Deletes a mapping in the protocol that made it (PCP with its nonce, §15; NAT-PMP lifetime 0, §3.4). */
   async delete(mapping: Pick<PortControlMapping, 'via' | 'protocol' | 'internalPort'> & { readonly nonce?: Uint8Array }, options: CallOptions = {}): Promise<PortControlMapResult> {
     if (mapping.via === 'pcp') {
-      const r = await this.pcp.delete({ protocol: mapping.protocol, internalPort: mapping.internalPort, ...(mapping.nonce && { nonce: mapping.nonce }) }, options);
-      return r.ok ? { ...r, via: 'pcp', mapping: { ...r.mapping, via: 'pcp', protocol: mapping.protocol } } : { ...r, via: 'pcp' };
+      return fromPcp(await this.pcp.delete({ protocol: mapping.protocol, internalPort: mapping.internalPort, ...(mapping.nonce && { nonce: mapping.nonce }) }, options), mapping.protocol);
     }
     if (this.natpmp === undefined) throw new NatkitError('ERR_INVALID_ARGUMENT', 'NAT-PMP delete: the gateway is IPv6, NAT-PMP is IPv4 only');
     const r = await this.natpmp.delete({ ...options, protocol: mapping.protocol, internalPort: mapping.internalPort });

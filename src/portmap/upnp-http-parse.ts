@@ -1,8 +1,9 @@
 // The HTTP/1.1 message syntax UPnP speaks (RFC 9112), sans-I/O: the header block of
-// SSDP datagrams (UDA 1.1 §1.1.3 "HTTPU": HTTP messages over UDP) and of TCP responses,
-// and a response parser fed bytes as they arrive, with Content-Length, chunked and
-// close-delimited bodies (RFC 9112 §6.3, §7.1) under hard size caps. Every malformed
-// input throws DecodeError with the caller's code; nothing else escapes.
+// SSDP datagrams (UDA 1.1 §1.1.3 "HTTPU": HTTP messages over UDP) and of TCP messages,
+// and message parsers fed bytes as they arrive — responses for the client, requests for
+// the gateway server — with Content-Length, chunked and (responses only) close-delimited
+// bodies (RFC 9112 §6.3, §7.1) under hard size caps. Every malformed input throws
+// DecodeError with the caller's code; nothing else escapes.
 import { DecodeError, type NatkitErrorCode } from '../util/index.ts';
 
 /** Field names (lower-case) → values in arrival order. */
@@ -21,13 +22,16 @@ export interface HttpHead {
   readonly fields: HttpFields;
 }
 
-/** A complete response. */
-export interface HttpResponse {
+/** A complete message: a response, or a request (head.status 0). */
+export interface HttpMessage {
   readonly head: HttpHead;
   readonly body: Uint8Array;
 }
 
-/** Limits of HttpResponseParser. */
+/** A complete response. */
+export type HttpResponse = HttpMessage;
+
+/** Limits of HttpResponseParser and HttpRequestParser. */
 export interface HttpParserOptions {
   /** Largest status line plus fields, also the largest chunk-size line and trailer block. @default 16384 */
   readonly maxHeadBytes?: number;
@@ -166,11 +170,12 @@ class ByteQueue {
 type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'close' | 'done';
 
 /**
- * Parses one HTTP/1.1 response from bytes pushed as they arrive (RFC 9112 §6.3 body
- * length rules, §7.1 chunked coding). push() returns the response once complete;
+ * Parses one HTTP/1.1 message from bytes pushed as they arrive (RFC 9112 §6.3 body
+ * length rules, §7.1 chunked coding). push() returns the message once complete;
  * end() is called when the peer closed and completes a close-delimited body.
  */
-export class HttpResponseParser {
+abstract class HttpMessageParser {
+  private readonly isRequest: boolean;
   private readonly maxHeadBytes: number;
   private readonly maxBodyBytes: number;
   private readonly code: NatkitErrorCode;
@@ -183,16 +188,17 @@ export class HttpResponseParser {
   private bodyBytes = 0;
   private remaining = 0;
   private consumed = 0;
-  private result: HttpResponse | undefined;
+  private result: HttpMessage | undefined;
 
-  constructor(options: HttpParserOptions = {}) {
+  protected constructor(kind: 'request' | 'response', options: HttpParserOptions) {
+    this.isRequest = kind === 'request';
     this.maxHeadBytes = options.maxHeadBytes ?? 16384;
     this.maxBodyBytes = options.maxBodyBytes ?? 262_144;
     this.code = options.code ?? 'ERR_HTTP_DECODE';
   }
 
-  /** Feeds bytes; returns the response when complete (bytes after it are ignored). */
-  push(data: Uint8Array): HttpResponse | undefined {
+  /** Feeds bytes; returns the message when complete (bytes after it are ignored). */
+  push(data: Uint8Array): HttpMessage | undefined {
     if (this.state === 'done') return this.result;
     this.queue.push(data);
     this.run();
@@ -200,9 +206,9 @@ export class HttpResponseParser {
   }
 
   /** The peer closed the stream: completes a close-delimited body, else throws (truncated). */
-  end(): HttpResponse {
+  end(): HttpMessage {
     if (this.state === 'close') this.finish();
-    if (this.result === undefined) this.fail(`stream ended in the ${this.state === 'head' ? 'header block' : 'body'} (truncated response)`);
+    if (this.result === undefined) this.fail(`stream ended in the ${this.state === 'head' ? 'header block' : 'body'} (truncated ${this.isRequest ? 'request' : 'response'})`);
     return this.result;
   }
 
@@ -289,7 +295,8 @@ export class HttpResponseParser {
   private startBody(head: HttpHead): void {
     this.lines = [];
     this.lineBytes = 0;
-    if (head.status === 0) this.fail(`expected a response, got a ${head.reason} request`);
+    if (this.isRequest && head.status !== 0) this.fail(`expected a request, got a ${head.status} response`);
+    if (!this.isRequest && head.status === 0) this.fail(`expected a response, got a ${head.reason} request`);
     // RFC 9110 §15.2: interim 1xx responses precede the final one; skip them.
     if (head.status >= 100 && head.status < 200) {
       if (head.status === 101) this.fail('unexpected 101 Switching Protocols');
@@ -314,6 +321,9 @@ export class HttpResponseParser {
       if (this.remaining > this.maxBodyBytes) this.fail(`Content-Length ${this.remaining} exceeds the ${this.maxBodyBytes}-byte limit`);
       this.state = 'length';
       if (this.remaining === 0) this.finish();
+    } else if (this.isRequest) {
+      // RFC 9112 §6.3 item 7: a request without either field has no body.
+      this.finish();
     } else {
       // RFC 9112 §6.3 item 8: no length given, the body runs to the end of the connection.
       this.state = 'close';
@@ -337,5 +347,19 @@ export class HttpResponseParser {
     }
     this.result = { head, body };
     this.state = 'done';
+  }
+}
+
+/** Parses one HTTP/1.1 response (the UPnP client's side). */
+export class HttpResponseParser extends HttpMessageParser {
+  constructor(options: HttpParserOptions = {}) {
+    super('response', options);
+  }
+}
+
+/** Parses one HTTP/1.1 request (the gateway server's side); a request without a length has no body. */
+export class HttpRequestParser extends HttpMessageParser {
+  constructor(options: HttpParserOptions = {}) {
+    super('request', options);
   }
 }

@@ -1,7 +1,8 @@
 // UPnP control (UDA 1.1 §3.2): SOAP 1.1 action requests built with XML escaping, and
 // responses read into their out arguments or into a typed fault carrying the UPnP
 // error code (UDA 1.1 §3.2.2 "Action error response"; codes of WANIPConnection:1 §2.4 and
-// WANIPConnection:2 §2.5).
+// WANIPConnection:2 §2.5). The gateway server's side too: requests read into their in
+// arguments, responses and faults built.
 import type { Endpoint, Env } from '../net/index.ts';
 import { NatkitError } from '../util/index.ts';
 import { httpRequest, type HttpRequestOptions } from './upnp-http.ts';
@@ -75,9 +76,41 @@ export function buildSoapRequest(serviceType: string, action: string, args: read
     if (!ACTION_NAME.test(name)) throw new NatkitError('ERR_INVALID_ARGUMENT', `argument name ${JSON.stringify(name)} is not an XML name`);
     return `<${name}>${escapeXml(value)}</${name}>`;
   }).join('');
+  return soapEnvelope(`<u:${action} xmlns:u="${escapeXml(serviceType)}">${body}</u:${action}>`);
+}
+
+/** A SOAP 1.1 envelope around `inner` (already XML), as UDA 1.1 §3.2.1 spells it. */
+export function soapEnvelope(inner: string): string {
   return '<?xml version="1.0"?>\r\n'
     + '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" s:encodingStyle="http://schemas.xmlsoap.org/soap/encoding/">'
-    + `<s:Body><u:${action} xmlns:u="${escapeXml(serviceType)}">${body}</u:${action}></s:Body></s:Envelope>\r\n`;
+    + `<s:Body>${inner}</s:Body></s:Envelope>\r\n`;
+}
+
+/** An action's response (UDA 1.1 §3.2.2): <actionResponse> with the out arguments in order. */
+export function buildSoapResponse(serviceType: string, action: string, out: readonly (readonly [string, string])[]): string {
+  return buildSoapRequest(serviceType, `${action}Response`, out);
+}
+
+/** A UPnPError fault (UDA 1.1 §3.2.2), sent with HTTP 500. */
+export function buildSoapFault(code: number, description: string): string {
+  return soapEnvelope('<s:Fault><faultcode>s:Client</faultcode><faultstring>UPnPError</faultstring><detail>'
+    + `<UPnPError xmlns="urn:schemas-upnp-org:control-1-0"><errorCode>${code}</errorCode><errorDescription>${escapeXml(description)}</errorDescription></UPnPError>`
+    + '</detail></s:Fault>');
+}
+
+/** An action request as the gateway reads it. */
+export interface SoapRequest {
+  readonly action: string;
+  /** In arguments by name (text untrimmed, as sent). */
+  readonly args: ReadonlyMap<string, string>;
+}
+
+/** Reads an action request: the first element of the Body names the action. Throws ERR_XML or ERR_PROTOCOL. */
+export function parseSoapRequest(xml: string): SoapRequest {
+  const envelope = parseXml(xml);
+  const call = envelope.name === 'Envelope' ? child(envelope, 'Body')?.children[0] : undefined;
+  if (call === undefined) throw new NatkitError('ERR_PROTOCOL', `expected a SOAP Envelope with an action in its Body, got <${envelope.name}>`);
+  return { action: call.name, args: new Map(call.children.map((c) => [c.name, c.text])) };
 }
 
 /**

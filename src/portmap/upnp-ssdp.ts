@@ -12,13 +12,16 @@ export const SSDP_MULTICAST: Endpoint = { address: '239.255.255.250', port: 1900
 /** The port gateways answer unicast M-SEARCH on. */
 export const SSDP_PORT = 1900;
 
-/** Search targets that find a gateway's WAN connection service, IGD v2 first. */
+/**
+ * Search targets that find a gateway: the IGD device types, v2 first. A device answers a
+ * search for any version it supports (UDA 1.1 §1.3.2: newer versions are backward
+ * compatible), and the WAN connection services are found in its description, so
+ * searching for the services too would only multiply the datagrams (five targets on two
+ * destinations were ten per transmission; two are four).
+ */
 export const IGD_SEARCH_TARGETS: readonly string[] = [
   'urn:schemas-upnp-org:device:InternetGatewayDevice:2',
   'urn:schemas-upnp-org:device:InternetGatewayDevice:1',
-  'urn:schemas-upnp-org:service:WANIPConnection:2',
-  'urn:schemas-upnp-org:service:WANIPConnection:1',
-  'urn:schemas-upnp-org:service:WANPPPConnection:1',
 ];
 
 /** One search response (UDA 1.1 §1.3.3). */

@@ -49,7 +49,7 @@ test('discover by unicast M-SEARCH, then every action of WANIPConnection:1', noL
 })));
 
 test('IGD:2: AddAnyPortMapping lets the gateway choose around a taken port', noLeaks(() => withIgd({ version: 2 }, async (igd) => {
-  igd.mappings.set('UDP/5000', { externalPort: 5000, protocol: 'UDP', internalPort: 5000, internalClient: '192.168.1.50', description: 'other', leaseS: 0 });
+  igd.addMapping({ externalPort: 5000, protocol: 'UDP', internalPort: 5000, internalClient: '192.168.1.50', description: 'other', leaseS: 0 });
   const gw = await UpnpGateway.discover(search(igd));
   assert.equal(gw.version, 2);
   const m = await gw.mapPort({ protocol: 'UDP', internalPort: 5000 });
@@ -64,7 +64,7 @@ test('fallbacks against the fake: 725 → lease 0; 718 → another port; IGD:2 w
     assert.equal(igd.mappings.get('TCP/7000')?.leaseS, 0);
   });
   await withIgd({}, async (igd) => {
-    igd.mappings.set('UDP/6000', { externalPort: 6000, protocol: 'UDP', internalPort: 6000, internalClient: '192.168.1.50', description: 'other', leaseS: 0 });
+    igd.addMapping({ externalPort: 6000, protocol: 'UDP', internalPort: 6000, internalClient: '192.168.1.50', description: 'other', leaseS: 0 });
     const gw = await UpnpGateway.open({ env, location: igd.location });
     const m = await gw.mapPort({ protocol: 'UDP', internalPort: 6000 });
     assert.notEqual(m.externalPort, 6000);

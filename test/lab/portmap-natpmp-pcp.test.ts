@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { waitForLine, type Child } from '../../bench/lib/children.ts';
 import type { Endpoint } from '../../src/net/index.ts';
-import { startMiniupnpd, type LabMiniupnpd } from './lib/miniupnpd.ts';
-import { startStunServer, udpProbe } from './lib/probes.ts';
+import { miniupnpdSite, startMiniupnpd, type LabMiniupnpd } from './lib/miniupnpd.ts';
+import { udpProbe } from './lib/probes.ts';
 import { Lab, type Host, type Router } from './lib/topology.ts';
 
 const BIN = fileURLToPath(new URL('./bin/', import.meta.url));
@@ -58,16 +58,8 @@ const probe = (to: string, payload: string): Promise<string | null> => udpProbe(
 
 before(async () => {
   lab = await Lab.create();
-  const stunHost = await lab.publicHost('stun', { addresses: 2 });
-  outside = await lab.publicHost('outside');
-  router = await lab.router('pmp-gw', { preset: 'port-restricted-cone' });
-  client = await lab.client('pmp-c', router);
-  stunEndpoint = (await startStunServer(lab, stunHost)).endpoints[0]!;
-  // miniupnpd maps nothing on a reserved WAN address (198.18.0.0/15 is one) unless STUN
-  // shows unsolicited packets reach it (test/lab/lib/miniupnpd.ts): let STUN answers in.
-  await router.ns.exec('nft', ['insert', 'rule', 'ip', 'lab', 'in_filter', 'iifname', 'wan', 'udp', 'sport', '{', '3478, 3479', '}', 'accept']);
-  miniupnpd = await startMiniupnpd(lab, router, { stun: stunEndpoint, natpmp: true });
-  const gateway = router.lanCidr.replace(/\.0\/24$/, '.1');
+  let gateway: string;
+  ({ router, client, outside, stun: stunEndpoint, miniupnpd, gateway } = await miniupnpdSite(lab, 'pmp', { natpmp: true }));
   runner = lab.spawn(client.ns, 'portmap-client', process.execPath, [join(BIN, 'portmap-client.ts'), '--gateway', gateway, '--ports', Object.values(PORTS).join(',')]);
   const ready = await waitForLine(runner, (l) => (l.includes('"ready"') ? (JSON.parse(l) as { clientAddress: string }) : undefined), 10_000, NEVER);
   assert.equal(ready.clientAddress, client.address);

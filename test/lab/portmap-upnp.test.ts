@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { waitForLine, type Child } from '../../bench/lib/children.ts';
-import { startMiniupnpd, type LabMiniupnpd } from './lib/miniupnpd.ts';
-import { startStunServer } from './lib/probes.ts';
+import { miniupnpdSite, type LabMiniupnpd } from './lib/miniupnpd.ts';
 import { Lab, type Host, type Router } from './lib/topology.ts';
 
 const BIN = fileURLToPath(new URL('./bin/', import.meta.url));
@@ -54,17 +53,8 @@ async function probe(to: string, payload: string): Promise<string | null> {
 
 before(async () => {
   lab = await Lab.create();
-  const stunHost = await lab.publicHost('stun', { addresses: 2 });
-  outside = await lab.publicHost('outside');
-  router = await lab.router('upnp-gw', { preset: 'port-restricted-cone' });
-  client = await lab.client('upnp-c', router);
-  const stun = await startStunServer(lab, stunHost);
-  // miniupnpd refuses to forward on a reserved WAN address (198.18.0.0/15 is one) unless
-  // STUN shows unsolicited packets reach it: let the STUN answers through the router's
-  // own input filter, as for a router that holds a public address.
-  await router.ns.exec('nft', ['insert', 'rule', 'ip', 'lab', 'in_filter', 'iifname', 'wan', 'udp', 'sport', '{', '3478, 3479', '}', 'accept']);
-  miniupnpd = await startMiniupnpd(lab, router, { stun: stun.endpoints[0]! });
-  const gateway = router.lanCidr.replace(/\.0\/24$/, '.1');
+  let gateway: string;
+  ({ router, client, outside, miniupnpd, gateway } = await miniupnpdSite(lab, 'upnp'));
   upnp = lab.spawn(client.ns, 'upnp-client', process.execPath, [join(BIN, 'upnp-client.ts'), '--gateway', gateway, '--port', String(INTERNAL_PORT)]);
 });
 

@@ -4,7 +4,7 @@
 // §3.6 reboot check.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NatPmpClient, NatPmpResultCode, decodeNatPmpRequest, type NatPmpClientOptions } from '../../src/portmap/index.ts';
+import { NatPmpClient, decodeNatPmpRequest, type NatPmpClientOptions } from '../../src/portmap/index.ts';
 import { isNatkitError } from '../../src/util/index.ts';
 import { hex } from '../helpers/hex.ts';
 import { GATEWAY, PortmapWorld } from '../helpers/portmap-world.ts';
@@ -47,7 +47,7 @@ test('the default lifetime is 7200 s (§3.3)', async () => {
 
 test('a refusal is a value: NOT_AUTHORIZED in the §3.5 8-byte form', async () => {
   const w = new PortmapWorld();
-  w.gateway.forceResultCode = NatPmpResultCode.NOT_AUTHORIZED;
+  w.gateway.authorized = false;
   await using c = await client(w);
   const r = await c.map({ protocol: 'udp', internalPort: 5000 });
   assert.ok(!r.ok);

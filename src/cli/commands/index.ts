@@ -1,7 +1,8 @@
 // Every `natkit` command, in the order --help lists them.
 import type { Command } from '../command.ts';
 import { checkCommand } from './check.ts';
+import { mapCommand } from './map.ts';
 import { stunServerCommand } from './stun-server.ts';
 import { stunCommand } from './stun.ts';
 
-export const commands: readonly Command[] = [checkCommand, stunCommand, stunServerCommand];
+export const commands: readonly Command[] = [checkCommand, mapCommand, stunCommand, stunServerCommand];

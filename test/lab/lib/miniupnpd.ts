@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { sleep, type Child } from '../../../bench/lib/children.ts';
 import type { Endpoint } from '../../../src/net/index.ts';
 import { assertLabAvailable } from './command.ts';
-import type { Lab, Router } from './topology.ts';
+import { startStunServer } from './probes.ts';
+import type { Host, Lab, Router } from './topology.ts';
 
 /** The nftables table miniupnpd fills, one per router namespace. */
 export const MINIUPNPD_TABLE = 'miniupnpd';
@@ -126,4 +127,32 @@ export async function startMiniupnpd(lab: Lab, router: Router, options: StartMin
   }
   const lan = router.lanCidr.replace(/\.0\/24$/, '.1');
   return { child, location: `http://${lan}:${httpPort}/rootDesc.xml`, stop: () => lab.stop(child) };
+}
+
+/** The lab every port-mapping test needs: an internet host for probes, a NAT router running miniupnpd, a LAN host behind it. */
+export interface MiniupnpdSite {
+  readonly router: Router;
+  readonly client: Host;
+  /** A public host with nothing special: it sends the probes from outside. */
+  readonly outside: Host;
+  /** natkit's STUN server, which tells miniupnpd its public address. */
+  readonly stun: Endpoint;
+  readonly miniupnpd: LabMiniupnpd;
+  /** The router's LAN address: where NAT-PMP, PCP and UPnP are asked. */
+  readonly gateway: string;
+}
+
+/** Builds the site (router `NAME-gw`, LAN host `NAME-c`) and starts miniupnpd with `options`. */
+export async function miniupnpdSite(lab: Lab, name: string, options: Omit<StartMiniupnpdOptions, 'stun'> = {}): Promise<MiniupnpdSite> {
+  const stunHost = await lab.publicHost('stun', { addresses: 2 });
+  const outside = await lab.publicHost('outside');
+  const router = await lab.router(`${name}-gw`, { preset: 'port-restricted-cone' });
+  const client = await lab.client(`${name}-c`, router);
+  const stun = (await startStunServer(lab, stunHost)).endpoints[0]!;
+  // miniupnpd refuses to forward on a reserved WAN address (198.18.0.0/15 is one) unless
+  // STUN shows unsolicited packets reach it: let the STUN answers through the router's
+  // own input filter, as for a router that holds a public address.
+  await router.ns.exec('nft', ['insert', 'rule', 'ip', 'lab', 'in_filter', 'iifname', 'wan', 'udp', 'sport', '{', '3478, 3479', '}', 'accept']);
+  const miniupnpd = await startMiniupnpd(lab, router, { ...options, stun });
+  return { router, client, outside, stun, miniupnpd, gateway: router.lanCidr.replace(/\.0\/24$/, '.1') };
 }
