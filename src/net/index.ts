@@ -33,3 +33,5 @@ export {
   type RouteOptions,
 } from './mux.ts';
 export { StreamFramer, type MessageHandler, type StreamFramerOptions } from './framing.ts';
+export { FailureCounter } from './failures.ts';
+export { FramedSession, type FramedSessionOptions, type FramedSessionStats } from './framed-session.ts';

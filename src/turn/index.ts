@@ -24,3 +24,4 @@ export * from './constants.ts';
 export * from './attributes.ts';
 export * from './channel-data.ts';
 export * from './server/index.ts';
+export * from './metrics.ts';

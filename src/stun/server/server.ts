@@ -3,7 +3,7 @@
 // feeds what arrives to the sans-I/O core and sends each reply from the socket of the
 // role the core chose (RFC 5780 §6.1 table 1). UDP sockets may come from the caller
 // (shared with TURN through a PacketMux route); those are never closed here.
-import type { Env, Endpoint, PacketSocket, StreamListener, StreamSocket, TlsServerOptions } from '../../net/index.ts';
+import { FailureCounter, type Env, type Endpoint, type PacketSocket, type StreamListener, type StreamSocket, type TlsServerOptions } from '../../net/index.ts';
 import { NatkitError, abortError, throwIfAborted, type RateLimiterOptions } from '../../util/index.ts';
 import { StunServerCore } from './core.ts';
 import { SERVER_ROLES, validateLayout, type ServerLayout, type ServerRole, type ServerTransport } from './roles.ts';
@@ -82,10 +82,9 @@ export class StunServer implements AsyncDisposable {
   private readonly sessions = new Set<StreamSession>();
   private readonly streamStats = createStreamStats();
   private readonly limits: Required<StunServerStreamOptions>;
-  private readonly onError: ((error: Error) => void) | undefined;
+  private readonly failures: FailureCounter;
   private readonly signal: AbortSignal | undefined;
   private readonly abortListener = (): void => void this.close();
-  private internalErrors = 0;
   private closing: Promise<void> | undefined;
 
   private constructor(init: {
@@ -100,7 +99,7 @@ export class StunServer implements AsyncDisposable {
     this.listeners = init.listeners;
     this.endpoints = init.endpoints;
     this.limits = init.limits;
-    this.onError = init.onError;
+    this.failures = new FailureCounter('stun server', init.env.logger, init.onError);
     this.signal = init.signal;
   }
 
@@ -199,7 +198,7 @@ export class StunServer implements AsyncDisposable {
     const c = this.core.stats;
     let sendErrors = 0;
     if (this.ownsUdp) for (const s of this.udp) sendErrors += s?.stats.sendErrors ?? 0;
-    return { ...c, dropped: { ...c.dropped }, sendErrors, internalErrors: this.internalErrors, streams: { ...this.streamStats } };
+    return { ...c, dropped: { ...c.dropped }, sendErrors, internalErrors: this.failures.count, streams: { ...this.streamStats } };
   }
 
   /** True once close() was called. */
@@ -235,7 +234,7 @@ export class StunServer implements AsyncDisposable {
       if (socket === undefined) throw new NatkitError('ERR_PROTOCOL', `no UDP socket for role ${result.reply.via}`);
       socket.send(result.reply.data, result.reply.to);
     } catch (err) {
-      this.fail(err);
+      this.failures.fail(err);
     }
   }
 
@@ -243,14 +242,14 @@ export class StunServer implements AsyncDisposable {
     try {
       if (this.closing !== undefined || this.sessions.size >= this.limits.maxConnections) {
         if (this.closing === undefined) this.streamStats.refused++;
-        stream.close().catch((err: unknown) => this.fail(err));
+        stream.close().catch((err: unknown) => this.failures.fail(err));
         return;
       }
       this.streamStats.accepted++;
       const session = new StreamSession(
         {
           core: this.core, clock: this.env.clock, stats: this.streamStats, ...this.limits,
-          fail: (err) => this.fail(err),
+          fail: (err) => this.failures.fail(err),
           ended: (s) => {
             this.sessions.delete(s);
             this.streamStats.active = this.sessions.size;
@@ -261,18 +260,7 @@ export class StunServer implements AsyncDisposable {
       if (!session.finished) this.sessions.add(session);
       this.streamStats.active = this.sessions.size;
     } catch (err) {
-      this.fail(err);
-    }
-  }
-
-  private fail(err: unknown): void {
-    this.internalErrors++;
-    const error = err instanceof Error ? err : new NatkitError('ERR_PROTOCOL', `non-error thrown: ${String(err)}`, { cause: err });
-    try {
-      if (this.onError !== undefined) this.onError(error);
-      else this.env.logger.warn('stun server: unexpected failure', { error: error.message });
-    } catch {
-      // A throwing error handler must not take the server down; the failure is counted.
+      this.failures.fail(err);
     }
   }
 
@@ -286,7 +274,7 @@ export class StunServer implements AsyncDisposable {
     const results = await Promise.allSettled(closing);
     this.sessions.clear();
     this.streamStats.active = 0;
-    for (const r of results) if (r.status === 'rejected') this.fail(r.reason);
+    for (const r of results) if (r.status === 'rejected') this.failures.fail(r.reason);
   }
 }
 

@@ -31,6 +31,14 @@ interface ChannelBinding {
 /** Result of a ChannelBind on the allocation's tables. */
 export type BindOutcome = 'ok' | 'conflict' | 'full';
 
+/** Relayed traffic of one allocation: datagrams and application bytes each way. */
+export interface RelayCounters {
+  toPeerPackets: number;
+  toPeerBytes: number;
+  toClientPackets: number;
+  toClientBytes: number;
+}
+
 export interface AllocationLimits {
   readonly maxPermissions: number;
   readonly maxChannels: number;
@@ -47,6 +55,7 @@ export class Allocation {
   /** Transaction ID (hex) and bytes of the successful Allocate response, for retransmissions. */
   readonly allocateTransaction: string;
   readonly allocateResponse: Uint8Array;
+  readonly counters: RelayCounters = { toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0 };
   private readonly limits: AllocationLimits;
   /** Peer IP address → expiry (RFC 8656 §9: the port is not part of a permission). */
   private readonly permissions = new Map<string, number>();
@@ -81,6 +90,20 @@ export class Allocation {
   hasPermission(address: string, now: number): boolean {
     const expires = this.permissions.get(address);
     return expires !== undefined && expires > now;
+  }
+
+  /** Live permissions at `now`. */
+  permissionCount(now: number): number {
+    let n = 0;
+    for (const expires of this.permissions.values()) if (expires > now) n++;
+    return n;
+  }
+
+  /** Live channel bindings at `now` (quarantined ones not counted). */
+  channelCount(now: number): number {
+    let n = 0;
+    for (const b of this.byChannel.values()) if (b.expiresAt > now) n++;
+    return n;
   }
 
   /** True when a permission for `address` exists or there is room for one (expired ones are dropped first). */

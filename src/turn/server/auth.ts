@@ -68,9 +68,9 @@ export type AuthResult =
 /** Checks long-term credentials and mints nonces; pure apart from the secret drawn at construction. */
 export class TurnAuthenticator {
   readonly realm: string;
-  private readonly users: ReadonlyMap<string, string>;
+  private users: ReadonlyMap<string, string> = new Map();
   /** USERHASH → username, for the static users (RFC 8489 §14.4). */
-  private readonly byHash: ReadonlyMap<string, string>;
+  private byHash: ReadonlyMap<string, string> = new Map();
   private readonly sharedSecrets: readonly string[];
   private readonly nonceLifetimeMs: number;
   private readonly epochOffsetMs: number;
@@ -80,14 +80,19 @@ export class TurnAuthenticator {
     this.realm = options.realm;
     // Encode once now so a REALM over the RFC 8489 §14.9 limits fails at startup.
     REALM.encode(this.realm, new ByteWriter(), { transactionId: new Uint8Array(12) });
-    this.users = new Map(Object.entries(options.users ?? {}));
-    this.byHash = new Map([...this.users.keys()].map((u) => [Buffer.from(userhash(u, this.realm)).toString('hex'), u]));
+    this.setUsers(options.users ?? {});
     this.sharedSecrets = options.sharedSecrets ?? [];
     const lifetime = options.nonceLifetimeS ?? 600;
     if (!(lifetime > 0)) throw new NatkitError('ERR_CONFIG', `nonceLifetimeS: expected a positive number, got ${lifetime}`);
     this.nonceLifetimeMs = lifetime * 1000;
     this.epochOffsetMs = options.epochOffsetMs ?? 0;
     this.secret = random.bytes(32);
+  }
+
+  /** Replaces the static users (a reloaded users file); allocations made under removed users live on until they end. */
+  setUsers(users: Readonly<Record<string, string>>): void {
+    this.users = new Map(Object.entries(users));
+    this.byHash = new Map([...this.users.keys()].map((u) => [Buffer.from(userhash(u, this.realm)).toString('hex'), u]));
   }
 
   /** A fresh nonce for a client at `address`, valid until now + nonceLifetimeS. */

@@ -6,11 +6,11 @@
 // client or one datagram to a peer comes out. Relayed addresses come from an injected
 // RelayAllocator; sockets, timers and the clock are the driver's.
 import { endpointKey, type Endpoint, type Random } from '../../net/index.ts';
-import type { IpFamily } from '../../util/index.ts';
+import { RateLimiter, type IpFamily, type RateLimiterOptions } from '../../util/index.ts';
 import { ByteWriter } from '../../wire/index.ts';
 import {
-  BINDING, SOFTWARE, StunClass, StunDecodeError, UNKNOWN_ATTRIBUTES, XOR_MAPPED_ADDRESS, attr, checkFingerprint, decodeMessage,
-  encodeMessage, looksLikeStun, transactionKey, type AttrEntry, type StunMessage,
+  BINDING, MESSAGE_INTEGRITY, MESSAGE_INTEGRITY_SHA256, SOFTWARE, StunClass, StunDecodeError, UNKNOWN_ATTRIBUTES, XOR_MAPPED_ADDRESS, attr,
+  checkFingerprint, decodeMessage, encodeMessage, looksLikeStun, rateKey, transactionKey, type AttrEntry, type StunMessage,
 } from '../../stun/index.ts';
 import {
   ADDITIONAL_ADDRESS_FAMILY, ADDRESS_ERROR_CODE, CHANNEL_NUMBER, DATA_ATTRIBUTE, DONT_FRAGMENT, EVEN_PORT, LIFETIME, REQUESTED_ADDRESS_FAMILY,
@@ -21,7 +21,7 @@ import {
   ALLOCATE, AddressFamily, CHANNEL_BIND, CREATE_PERMISSION, DATA, DEFAULT_LIFETIME_S, REFRESH, RESERVATION_LIFETIME_S, SEND,
   TRANSPORT_UDP,
 } from '../constants.ts';
-import { Allocation, fiveTupleKey } from './allocation.ts';
+import { Allocation, fiveTupleKey, type FiveTuple, type RelayCounters } from './allocation.ts';
 import { TurnAuthenticator, type TurnAuthOptions } from './auth.ts';
 import { DeadlineQueue } from './deadlines.ts';
 import { PeerPolicy, type PeerPolicyOptions } from './peer-policy.ts';
@@ -77,6 +77,34 @@ export interface TurnServerCoreOptions {
    * DONT-FRAGMENT is treated as unknown: 420 in requests, drop in Send. @default false
    */
   readonly dontFragment?: boolean;
+  /**
+   * Per-source token bucket (IPv4 address or IPv6 /64) for requests answered without proven
+   * credentials: Binding, 401/438 challenges, 400 (RFC 8656 §21.1.3: such requests cost the
+   * server work and reflect bytes). @default off (TurnServer turns it on)
+   */
+  readonly rateLimit?: RateLimiterOptions;
+  /** Relayed application bytes per second per allocation, both directions together; beyond: dropped. @default unlimited */
+  readonly bandwidth?: TurnBandwidthOptions;
+}
+
+/** A per-allocation token bucket on relayed bytes (RFC 8656 §21.1.4: a client must not exhaust the server's bandwidth). */
+export interface TurnBandwidthOptions {
+  /** Sustained rate, bytes per second. */
+  readonly bytesPerS: number;
+  /** Bucket size in bytes: the most relayed at once after a quiet period. @default max(bytesPerS, 65535) */
+  readonly burstBytes?: number;
+}
+
+/** One allocation as seen from outside, at a moment. */
+export interface TurnAllocationInfo {
+  readonly fiveTuple: FiveTuple;
+  readonly username: string;
+  readonly relays: readonly Endpoint[];
+  /** Milliseconds on the driver's clock. */
+  readonly expiresAt: number;
+  readonly permissions: number;
+  readonly channels: number;
+  readonly counters: Readonly<RelayCounters>;
 }
 
 /** A port held by EVEN-PORT's R bit until an Allocate with its token claims it (RFC 8656 §7.2). */
@@ -101,7 +129,7 @@ export class TurnServerCore {
   private readonly limits: { readonly maxPermissions: number; readonly maxChannels: number };
   private readonly dontFragment: boolean;
   private readonly known: ReadonlySet<number>;
-  private readonly allocations = new Map<string, Allocation>();
+  private readonly allocationMap = new Map<string, Allocation>();
   /** endpointKey(relayed) → allocation. */
   private readonly byRelay = new Map<string, Allocation>();
   private readonly perUser = new Map<string, number>();
@@ -111,6 +139,9 @@ export class TurnServerCore {
   /** Data indications get IDs from a random prefix and a counter: unique without a draw per packet. */
   private readonly indicationId: Uint8Array;
   private readonly replies: Replies;
+  private readonly limiter: RateLimiter | undefined;
+  /** Keyed by allocation key; bytes are tokens. */
+  private readonly bandwidth: RateLimiter | undefined;
   private indicationCount = 0;
 
   constructor(options: TurnServerCoreOptions) {
@@ -129,11 +160,43 @@ export class TurnServerCore {
     this.known = new Set(this.dontFragment ? [...KNOWN, DONT_FRAGMENT.type] : KNOWN);
     this.indicationId = this.random.bytes(12);
     this.replies = new Replies(this.software, this.stats, this.auth);
+    this.limiter = options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit);
+    const bw = options.bandwidth;
+    this.bandwidth = bw === undefined ? undefined : new RateLimiter({
+      ratePerS: bw.bytesPerS, burst: bw.burstBytes ?? Math.max(bw.bytesPerS, 0xffff), maxKeys: this.maxAllocations,
+    });
+  }
+
+  /** Replaces the static users (a reloaded users file). */
+  setUsers(users: Readonly<Record<string, string>>): void {
+    this.auth.setUsers(users);
+  }
+
+  /** Live allocations with their permissions, channels and counters at `now`. */
+  allocations(now: number): TurnAllocationInfo[] {
+    return [...this.allocationMap.values()].filter((a) => a.expiresAt > now).map((a) => ({
+      fiveTuple: a.fiveTuple, username: a.username, relays: [...a.relays], expiresAt: a.expiresAt,
+      permissions: a.permissionCount(now), channels: a.channelCount(now), counters: { ...a.counters },
+    }));
+  }
+
+  /** True when a live allocation is bound to the 5-tuple. */
+  hasAllocation(tuple: FiveTuple, now: number): boolean {
+    return this.live(fiveTupleKey(tuple), now) !== undefined;
+  }
+
+  /**
+   * The client's TCP or TLS connection closed: its allocation can never be used again, as a
+   * 5-tuple names it (RFC 8656 §2.2), so it is deleted now rather than at expiry.
+   */
+  disconnect(tuple: FiveTuple): void {
+    const a = this.allocationMap.get(fiveTupleKey(tuple));
+    if (a !== undefined) this.deleteAllocation(a, 'disconnected');
   }
 
   /** Live allocations (some may be past expiry until expire() or their next use). */
   get allocationCount(): number {
-    return this.allocations.size;
+    return this.allocationMap.size;
   }
 
   /** When expire() next has work: the earliest allocation or reservation deadline. */
@@ -149,7 +212,7 @@ export class TurnServerCore {
       if (due === undefined) return;
       const { kind, key } = due.key;
       if (kind === 'allocation') {
-        const a = this.allocations.get(key);
+        const a = this.allocationMap.get(key);
         if (a === undefined) continue;
         if (a.expiresAt <= now) this.deleteAllocation(a, 'expired');
         else this.deadlines.push(a.expiresAt, due.key);
@@ -193,18 +256,23 @@ export class TurnServerCore {
     if (checkFingerprint(msg) === 'mismatch') return { drop: 'malformed' };
     if (msg.cls === StunClass.INDICATION && msg.method === SEND) return this.send(input, msg);
     if (msg.cls !== StunClass.REQUEST) return { drop: 'unexpected-class' };
-    if (msg.method === BINDING) return this.binding(input, msg);
+    if (msg.method === BINDING) return this.limited(input) ?? this.binding(input, msg);
     if (msg.method !== ALLOCATE && msg.method !== REFRESH && msg.method !== CREATE_PERMISSION && msg.method !== CHANNEL_BIND) {
       return { drop: 'unknown-method' };
     }
     let authed: Authed;
     try {
       const a = this.auth.check(msg, input.client.address, input.now);
-      if (a.kind === 'bad') return this.replies.error(input, msg, 400, a.reason);
-      if (a.kind === 'challenge') return this.replies.challenge(input, msg, a.code, a.reason, a.signed);
+      if (a.kind !== 'ok') {
+        const limited = this.limited(input);
+        if (limited !== undefined) return limited;
+        if (a.kind === 'bad') return this.replies.error(input, msg, 400, a.reason);
+        if (a.code === 401 && (msg.has(MESSAGE_INTEGRITY) || msg.has(MESSAGE_INTEGRITY_SHA256))) this.stats.authFailures++;
+        return this.replies.challenge(input, msg, a.code, a.reason, a.signed);
+      }
       authed = { input, msg, username: a.username, key: a.key, sha256: a.sha256 };
     } catch (err) {
-      if (err instanceof StunDecodeError) return this.replies.error(input, msg, 400, `Bad Request: ${err.message}`);
+      if (err instanceof StunDecodeError) return this.limited(input) ?? this.replies.error(input, msg, 400, `Bad Request: ${err.message}`);
       throw err;
     }
     // RFC 5389 §7.3.1 (kept by RFC 8489 §6.3.1): unknown attributes are checked once authentication is done.
@@ -225,6 +293,17 @@ export class TurnServerCore {
       if (err instanceof StunDecodeError) return this.replies.error(input, msg, 400, `Bad Request: ${err.message}`, authed);
       throw err;
     }
+  }
+
+  /** A drop when the source is over its budget of unauthenticated answers. */
+  private limited(input: TurnClientInput): TurnResult | undefined {
+    if (this.limiter === undefined || this.limiter.take(rateKey(input.client), input.now)) return undefined;
+    return { drop: 'rate-limited' };
+  }
+
+  /** False when relaying `bytes` for `a` exceeds its bandwidth budget. */
+  private withinBandwidth(a: Allocation, bytes: number, now: number): boolean {
+    return this.bandwidth === undefined || this.bandwidth.take(a.key, now, bytes);
   }
 
   /** A TURN server is a STUN server: Binding needs no credentials (RFC 8656 §3, RFC 8489 §13). */
@@ -263,7 +342,7 @@ export class TurnServerCore {
     const family = requested === undefined ? 4 : toFamily(requested);
     if (family === undefined || !this.allocator.supports(family)) return this.replies.error(input, msg, 440, undefined, c);
     if ((this.perUser.get(c.username) ?? 0) >= this.maxPerUser) return this.replies.error(input, msg, 486, undefined, c);
-    if (this.allocations.size >= this.maxAllocations) return this.replies.error(input, msg, 508, undefined, c);
+    if (this.allocationMap.size >= this.maxAllocations) return this.replies.error(input, msg, 508, undefined, c);
 
     const relays: Endpoint[] = [];
     const attributes: AttrEntry[] = [];
@@ -315,7 +394,7 @@ export class TurnServerCore {
       allocateResponse: response,
       limits: this.limits,
     });
-    this.allocations.set(allocation.key, allocation);
+    this.allocationMap.set(allocation.key, allocation);
     for (const r of relays) this.byRelay.set(endpointKey(r), allocation);
     this.perUser.set(c.username, (this.perUser.get(c.username) ?? 0) + 1);
     this.deadlines.push(allocation.expiresAt, { kind: 'allocation', key: allocation.key });
@@ -422,8 +501,11 @@ export class TurnServerCore {
     if (from === undefined) return { drop: 'family-mismatch' };
     // A permission is installed only for peers the policy admits, so it also guards policy.
     if (!a.hasPermission(peer.address, now)) return { drop: 'no-permission' };
+    if (!this.withinBandwidth(a, data.length, now)) return { drop: 'bandwidth' };
     this.stats.toPeerPackets++;
     this.stats.toPeerBytes += data.length;
+    a.counters.toPeerPackets++;
+    a.counters.toPeerBytes += data.length;
     return { output: { kind: 'peer', from, to: peer, data, dontFragment } };
   }
 
@@ -447,8 +529,11 @@ export class TurnServerCore {
         attributes: [attr(XOR_PEER_ADDRESS, input.peer), attr(DATA_ATTRIBUTE, data)],
       });
     }
+    if (!this.withinBandwidth(a, data.length, input.now)) return { drop: 'bandwidth' };
     this.stats.toClientPackets++;
     this.stats.toClientBytes += data.length;
+    a.counters.toClientPackets++;
+    a.counters.toClientBytes += data.length;
     return { output: { kind: 'client', to, data: bytes } };
   }
 
@@ -469,7 +554,7 @@ export class TurnServerCore {
 
   /** The allocation under `key` unless it has expired (then it is deleted now). */
   private live(key: string, now: number): Allocation | undefined {
-    const a = this.allocations.get(key);
+    const a = this.allocationMap.get(key);
     if (a === undefined || a.expiresAt > now) return a;
     this.deleteAllocation(a, 'expired');
     return undefined;
@@ -480,14 +565,15 @@ export class TurnServerCore {
     return Math.min(Math.max(requested ?? DEFAULT_LIFETIME_S, DEFAULT_LIFETIME_S), this.maxLifetimeS);
   }
 
-  private deleteAllocation(a: Allocation, why: 'deleted' | 'expired'): void {
-    this.allocations.delete(a.key);
+  private deleteAllocation(a: Allocation, why: 'deleted' | 'expired' | 'disconnected'): void {
+    this.allocationMap.delete(a.key);
     for (const r of [...a.relays]) this.dropRelay(a, r);
     const n = (this.perUser.get(a.username) ?? 1) - 1;
     if (n > 0) this.perUser.set(a.username, n);
     else this.perUser.delete(a.username);
     if (why === 'deleted') this.stats.allocationsDeleted++;
-    else this.stats.allocationsExpired++;
+    else if (why === 'expired') this.stats.allocationsExpired++;
+    else this.stats.allocationsDisconnected++;
   }
 
   private dropRelay(a: Allocation, relayed: Endpoint): void {

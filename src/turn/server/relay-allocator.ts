@@ -65,11 +65,7 @@ export class PortPoolAllocator implements RelayAllocator {
     }
     this.byFamily = byFamily;
     this.addresses = Object.values(byFamily);
-    this.minPort = options.minPort ?? 49152;
-    this.maxPort = options.maxPort ?? 65535;
-    if (!Number.isInteger(this.minPort) || !Number.isInteger(this.maxPort) || this.minPort < 1 || this.maxPort > 0xffff || this.minPort >= this.maxPort) {
-      throw new NatkitError('ERR_CONFIG', `relay ports: expected 1 ≤ min < max ≤ 65535, got ${this.minPort}–${this.maxPort}`);
-    }
+    [this.minPort, this.maxPort] = relayPortRange(options.minPort, options.maxPort);
     this.random = options.random;
   }
 
@@ -106,4 +102,12 @@ export class PortPoolAllocator implements RelayAllocator {
   inUse(family: IpFamily): number {
     return this.used[family].size;
   }
+}
+
+/** The relay port range with its defaults (RFC 8656 §7.2: 49152–65535); throws ERR_CONFIG unless 1 ≤ min < max ≤ 65535. */
+export function relayPortRange(min = 49152, max = 65535): [number, number] {
+  if (!Number.isInteger(min) || !Number.isInteger(max) || min < 1 || max > 0xffff || min >= max) {
+    throw new NatkitError('ERR_CONFIG', `relay ports: expected 1 ≤ min < max ≤ 65535, got ${min}–${max}`);
+  }
+  return [min, max];
 }

@@ -22,12 +22,16 @@ export type TurnDropReason =
   /** A datagram for a relayed address no allocation owns (expired, released). */
   | 'unknown-relay'
   /** A peer datagram too large to wrap in a Data indication. */
-  | 'too-large';
+  | 'too-large'
+  /** A request answered without proven credentials (Binding, challenges) over its source's budget. */
+  | 'rate-limited'
+  /** Relayed data over the allocation's bandwidth budget. */
+  | 'bandwidth';
 
 /** Every drop reason, for iterating counters. */
 export const TURN_DROP_REASONS: readonly TurnDropReason[] = [
   'malformed', 'unexpected-class', 'unknown-method', 'no-allocation', 'bad-indication', 'no-permission', 'unbound-channel',
-  'family-mismatch', 'unknown-relay', 'too-large',
+  'family-mismatch', 'unknown-relay', 'too-large', 'rate-limited', 'bandwidth',
 ];
 
 /** Counters of the sans-I/O TURN core. */
@@ -50,6 +54,10 @@ export interface TurnServerCoreStats {
   allocationsCreated: number;
   allocationsDeleted: number;
   allocationsExpired: number;
+  /** Allocations ended because their client's TCP or TLS connection closed. */
+  allocationsDisconnected: number;
+  /** Requests with MESSAGE-INTEGRITY that failed it: unknown user, wrong password (401). */
+  authFailures: number;
 }
 
 /** Fresh zeroed counters. */
@@ -57,6 +65,6 @@ export function createTurnStats(): TurnServerCoreStats {
   return {
     received: 0, replies: 0, errors: {}, toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0,
     dropped: Object.fromEntries(TURN_DROP_REASONS.map((r) => [r, 0])) as Record<TurnDropReason, number>,
-    allocationsCreated: 0, allocationsDeleted: 0, allocationsExpired: 0,
+    allocationsCreated: 0, allocationsDeleted: 0, allocationsExpired: 0, allocationsDisconnected: 0, authFailures: 0,
   };
 }

@@ -1,0 +1,85 @@
+// The TURN server's counters in the Prometheus text exposition format (version 0.0.4).
+// Label values come from fixed sets only (direction, drop reason, error code, end of an
+// allocation, stream event): no user names or addresses, so the series count is bounded.
+import { TURN_DROP_REASONS, type TurnServerStats } from './server/index.ts';
+
+type MetricType = 'gauge' | 'counter';
+
+/** One metric family: its samples as [labels, value]. */
+interface Family {
+  readonly name: string;
+  readonly type: MetricType;
+  readonly help: string;
+  readonly samples: readonly (readonly [Readonly<Record<string, string>>, number])[];
+}
+
+const PREFIX = 'natkit_turn_';
+
+/** Renders `stats` (TurnServer.stats) as Prometheus text: content type `text/plain; version=0.0.4`. */
+export function renderMetrics(stats: TurnServerStats): string {
+  const one = (name: string, type: MetricType, help: string, value: number): Family => ({ name, type, help, samples: [[{}, value]] });
+  const families: Family[] = [
+    one('allocations', 'gauge', 'Live allocations.', stats.allocations),
+    one('permissions', 'gauge', 'Live permissions over all allocations.', stats.permissions),
+    one('channels', 'gauge', 'Live channel bindings over all allocations.', stats.channels),
+    {
+      name: 'relay_sockets', type: 'gauge', help: 'Relay sockets held by allocations and bound ahead.',
+      samples: [[{ state: 'in-use' }, stats.relay.inUse], [{ state: 'spare' }, stats.relay.spare]],
+    },
+    one('allocations_created_total', 'counter', 'Allocations created.', stats.allocationsCreated),
+    {
+      name: 'allocations_ended_total', type: 'counter', help: 'Allocations ended, by how.',
+      samples: [
+        [{ reason: 'refresh-0' }, stats.allocationsDeleted],
+        [{ reason: 'expired' }, stats.allocationsExpired],
+        [{ reason: 'disconnected' }, stats.allocationsDisconnected],
+      ],
+    },
+    {
+      name: 'relayed_packets_total', type: 'counter', help: 'Datagrams relayed, by direction.',
+      samples: [[{ direction: 'to-peer' }, stats.toPeerPackets], [{ direction: 'to-client' }, stats.toClientPackets]],
+    },
+    {
+      name: 'relayed_bytes_total', type: 'counter', help: 'Application bytes relayed, by direction.',
+      samples: [[{ direction: 'to-peer' }, stats.toPeerBytes], [{ direction: 'to-client' }, stats.toClientBytes]],
+    },
+    one('received_total', 'counter', 'Client messages and peer datagrams handled.', stats.received),
+    one('responses_total', 'counter', 'Responses sent to clients.', stats.replies),
+    {
+      name: 'error_responses_total', type: 'counter', help: 'Error responses, by code.',
+      samples: Object.entries(stats.errors).sort(([a], [b]) => Number(a) - Number(b)).map(([code, n]) => [{ code }, n]),
+    },
+    one('auth_failures_total', 'counter', 'Requests whose credentials failed (401 with MESSAGE-INTEGRITY).', stats.authFailures),
+    one('peer_denied_total', 'counter', 'Permissions and channels refused by the peer policy (403).', stats.errors[403] ?? 0),
+    {
+      name: 'dropped_total', type: 'counter', help: 'Inputs neither answered nor relayed, by reason.',
+      samples: TURN_DROP_REASONS.map((reason) => [{ reason }, stats.dropped[reason]]),
+    },
+    one('relay_bind_failures_total', 'counter', 'Relay socket binds that failed.', stats.relay.bindFailures),
+    one('relay_exhausted_total', 'counter', 'Allocations refused for want of a bound relay socket.', stats.relay.exhausted),
+    one('send_errors_total', 'counter', 'UDP sends refused, client-facing and relay sockets.', stats.sendErrors + stats.relay.sendErrors),
+    one('internal_errors_total', 'counter', 'Unexpected failures caught.', stats.internalErrors),
+    one('connections', 'gauge', 'Open TCP and TLS connections.', stats.streams.active),
+    {
+      name: 'connections_total', type: 'counter', help: 'TCP and TLS connection events.',
+      samples: (['accepted', 'refused', 'idleClosed', 'garbageClosed', 'slowClosed', 'errored'] as const)
+        .map((event) => [{ event: kebab(event) }, stats.streams[event]]),
+    },
+  ];
+  return families.map(renderFamily).join('');
+}
+
+function renderFamily(f: Family): string {
+  const name = PREFIX + f.name;
+  let out = `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
+  for (const [labels, value] of f.samples) {
+    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
+    out += `${name}${pairs === '' ? '' : `{${pairs}}`} ${value}\n`;
+  }
+  return out;
+}
+
+/** `idleClosed` → `idle-closed`. */
+function kebab(text: string): string {
+  return text.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
