@@ -25,3 +25,4 @@ export * from './attributes.ts';
 export * from './channel-data.ts';
 export * from './server/index.ts';
 export * from './metrics.ts';
+export * from './client/index.ts';
