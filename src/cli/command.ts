@@ -35,7 +35,12 @@ export interface CommandContext {
   readonly vars: Readonly<Record<string, string | undefined>>;
   /** Fires on SIGINT/SIGTERM (or when a test aborts). */
   readonly signal: AbortSignal;
+  /** Subscribes to reload requests (SIGHUP in the binary) until the returned function is called; absent where nothing asks. */
+  readonly onReload?: ReloadSource;
 }
+
+/** Subscribes `handler` to reload requests; returns the unsubscribe. */
+export type ReloadSource = (handler: () => void) => () => void;
 
 /** A `natkit` subcommand. `run` resolves to the exit code: 0 ok, 1 failure. */
 export interface Command {
@@ -51,8 +56,8 @@ export interface Command {
 
 /** Wrong invocation: exits 2 with the message and a pointer to --help. */
 export class UsageError extends NatkitError {
-  constructor(message: string) {
-    super('ERR_INVALID_ARGUMENT', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_INVALID_ARGUMENT', message, options);
     this.name = 'UsageError';
   }
 }
@@ -85,7 +90,11 @@ export function intOption(ctx: CommandContext, name: string, min: number, max: n
 /** Reads the file a string option names (certificates, keys), or throws UsageError naming the option. */
 export async function fileOption(ctx: CommandContext, name: string): Promise<string | undefined> {
   const path = stringOption(ctx, name);
-  if (path === undefined) return undefined;
+  return path === undefined ? undefined : readOptionFile(name, path);
+}
+
+/** Reads `path`, given by option `name`, or throws UsageError naming both. */
+export async function readOptionFile(name: string, path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (cause) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `natkit` binary: real sockets and clock (nodeEnv), process I/O, and SIGINT/SIGTERM
-// turned into an abort of the running command. A second signal exits at once.
+// turned into an abort of the running command. A second signal exits at once. SIGHUP is a
+// reload request, caught only while a command listens for it (otherwise it ends the process).
 import { nodeEnv } from '../net/node/index.ts';
 import { NatkitError } from '../util/index.ts';
 import { commands } from './commands/index.ts';
@@ -19,6 +20,10 @@ process.exitCode = await runCli(commands, process.argv.slice(2), {
   env: nodeEnv(),
   signal: controller.signal,
   vars: process.env,
+  onReload: (handler) => {
+    process.on('SIGHUP', handler);
+    return () => void process.off('SIGHUP', handler);
+  },
 });
 process.off('SIGINT', onSignal);
 process.off('SIGTERM', onSignal);

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Env } from '../net/index.ts';
 import { isNatkitError } from '../util/index.ts';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type OptionSpec } from './command.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type OptionSpec, type ReloadSource } from './command.ts';
 import { commandHelp, programHelp } from './help.ts';
 
 export interface RunOptions {
@@ -13,6 +13,8 @@ export interface RunOptions {
   readonly signal: AbortSignal;
   /** Environment variables (process.env in the binary; a plain object in tests). */
   readonly vars?: Readonly<Record<string, string | undefined>>;
+  /** Reload requests (SIGHUP in the binary), for server commands that reload files. @default none */
+  readonly onReload?: ReloadSource;
 }
 
 type Value = string | boolean | string[];
@@ -44,7 +46,10 @@ export async function runCli(commands: readonly Command[], argv: readonly string
       return EXIT_OK;
     }
     const values = await mergeSources(command, parsed.values, options.vars ?? {});
-    return await command.run({ values, positionals: parsed.positionals, io, env: options.env, vars: options.vars ?? {}, signal: options.signal });
+    return await command.run({
+      values, positionals: parsed.positionals, io, env: options.env, vars: options.vars ?? {}, signal: options.signal,
+      ...(options.onReload !== undefined && { onReload: options.onReload }),
+    });
   } catch (err) {
     if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
       io.err(`natkit ${command.name}: ${err.message}\nRun \`natkit ${command.name} --help\` for usage.\n`);

@@ -4,5 +4,6 @@ import { checkCommand } from './check.ts';
 import { mapCommand } from './map.ts';
 import { stunServerCommand } from './stun-server.ts';
 import { stunCommand } from './stun.ts';
+import { turnServerCommand } from './turn-server.ts';
 
-export const commands: readonly Command[] = [checkCommand, mapCommand, stunCommand, stunServerCommand];
+export const commands: readonly Command[] = [checkCommand, mapCommand, stunCommand, stunServerCommand, turnServerCommand];

@@ -28,12 +28,19 @@ export const OFFERED_ALGORITHMS: readonly PasswordAlgorithmEntry[] = [
   { algorithm: PasswordAlgorithm.MD5, parameters: new Uint8Array(0) },
 ];
 
+/**
+ * A static user's secret: the password, or the MD5 long-term key itself (RFC 8489 §9.2.2,
+ * coturn's `name:0x<hex>` users), which serves MD5 only: a client that picks SHA-256
+ * (§9.2.4 PASSWORD-ALGORITHM) gets 401.
+ */
+export type TurnUserSecret = string | { readonly md5Key: Uint8Array };
+
 /** Authentication settings of the TURN server. */
 export interface TurnAuthOptions {
   /** REALM (RFC 8489 §14.9). */
   readonly realm: string;
-  /** Static users: username → password. @default {} */
-  readonly users?: Readonly<Record<string, string>>;
+  /** Static users: username → password or key. @default {} */
+  readonly users?: Readonly<Record<string, TurnUserSecret>>;
   /**
    * TURN REST API shared secrets; every one is tried, so a rotation lists the new secret
    * and the old one until the old credentials expire. @default []
@@ -68,7 +75,7 @@ export type AuthResult =
 /** Checks long-term credentials and mints nonces; pure apart from the secret drawn at construction. */
 export class TurnAuthenticator {
   readonly realm: string;
-  private users: ReadonlyMap<string, string> = new Map();
+  private users: ReadonlyMap<string, TurnUserSecret> = new Map();
   /** USERHASH → username, for the static users (RFC 8489 §14.4). */
   private byHash: ReadonlyMap<string, string> = new Map();
   private readonly sharedSecrets: readonly string[];
@@ -90,7 +97,7 @@ export class TurnAuthenticator {
   }
 
   /** Replaces the static users (a reloaded users file); allocations made under removed users live on until they end. */
-  setUsers(users: Readonly<Record<string, string>>): void {
+  setUsers(users: Readonly<Record<string, TurnUserSecret>>): void {
     this.users = new Map(Object.entries(users));
     this.byHash = new Map([...this.users.keys()].map((u) => [Buffer.from(userhash(u, this.realm)).toString('hex'), u]));
   }
@@ -120,8 +127,7 @@ export class TurnAuthenticator {
     const username = name ?? (hash && this.byHash.get(Buffer.from(hash).toString('hex')));
     if (username === undefined) return { kind: 'challenge', code: 401, reason: 'Unauthenticated' };
     const sha256 = msg.has(MESSAGE_INTEGRITY_SHA256);
-    for (const password of this.passwords(username, now)) {
-      const key = longTermKey({ username, realm: this.realm, password, algorithm });
+    for (const key of this.keys(username, algorithm, now)) {
       if (checkIntegrity(msg, key) !== 'ok') continue;
       if (!this.fresh(nonce, address, now)) return { kind: 'challenge', code: 438, reason: 'Stale Nonce', signed: { key, sha256 } };
       return { kind: 'ok', username, key, sha256 };
@@ -129,13 +135,15 @@ export class TurnAuthenticator {
     return { kind: 'challenge', code: 401, reason: 'Unauthenticated' };
   }
 
-  /** Candidate passwords: the static one, else one per shared secret while the REST username is unexpired. */
-  private passwords(username: string, now: number): string[] {
-    const password = this.users.get(username);
-    if (password !== undefined) return [password];
+  /** Candidate keys: the static user's, else one per shared secret while the REST username is unexpired. */
+  private keys(username: string, algorithm: number, now: number): Uint8Array[] {
+    const key = (password: string): Uint8Array => longTermKey({ username, realm: this.realm, password, algorithm });
+    const secret = this.users.get(username);
+    if (typeof secret === 'string') return [key(secret)];
+    if (secret !== undefined) return algorithm === PasswordAlgorithm.MD5 ? [secret.md5Key] : [];
     const expiry = /^(\d{1,12}):/.exec(username);
     if (expiry === null || Number(expiry[1]) * 1000 <= this.epochOffsetMs + now) return [];
-    return this.sharedSecrets.map((s) => createHmac('sha1', s).update(username, 'utf8').digest('base64'));
+    return this.sharedSecrets.map((s) => key(createHmac('sha1', s).update(username, 'utf8').digest('base64')));
   }
 
   /**

@@ -22,7 +22,7 @@ import {
   TRANSPORT_UDP,
 } from '../constants.ts';
 import { Allocation, fiveTupleKey, type FiveTuple, type RelayCounters } from './allocation.ts';
-import { TurnAuthenticator, type TurnAuthOptions } from './auth.ts';
+import { TurnAuthenticator, type TurnAuthOptions, type TurnUserSecret } from './auth.ts';
 import { DeadlineQueue } from './deadlines.ts';
 import { PeerPolicy, type PeerPolicyOptions } from './peer-policy.ts';
 import type { RelayAllocator } from './relay-allocator.ts';
@@ -168,7 +168,7 @@ export class TurnServerCore {
   }
 
   /** Replaces the static users (a reloaded users file). */
-  setUsers(users: Readonly<Record<string, string>>): void {
+  setUsers(users: Readonly<Record<string, TurnUserSecret>>): void {
     this.auth.setUsers(users);
   }
 

@@ -8,6 +8,7 @@
 import { FailureCounter, endpointKey, type Endpoint, type Env, type PacketSocket, type StreamListener, type StreamSocket, type Timer, type TlsServerOptions } from '../../net/index.ts';
 import { NatkitError, abortError, normalizeAddress, throwIfAborted, type RateLimiterOptions } from '../../util/index.ts';
 import { fiveTupleKey, type FiveTuple, type TurnTransport } from './allocation.ts';
+import type { TurnUserSecret } from './auth.ts';
 import { TurnServerCore, type TurnAllocationInfo, type TurnBandwidthOptions } from './core.ts';
 import { RelaySocketPool, type RelayPoolStats } from './relay-pool.ts';
 import type { TurnResult } from './replies.ts';
@@ -40,10 +41,10 @@ export interface TurnServerOptions extends TurnStreamOptions {
   readonly spareRelaySockets?: number;
   /** REALM of the long-term credentials (RFC 8489 §9.2). */
   readonly realm: string;
-  /** Static users: username → password. @default {} */
-  readonly users?: Readonly<Record<string, string>>;
+  /** Static users: username → password or key. @default {} */
+  readonly users?: Readonly<Record<string, TurnUserSecret>>;
   /** Loads more users (a users file) at start and on reloadUsers(); they override `users`. @default none */
-  readonly loadUsers?: () => Promise<Readonly<Record<string, string>>>;
+  readonly loadUsers?: () => Promise<Readonly<Record<string, TurnUserSecret>>>;
   /** TURN REST API shared secrets (see TurnAuthOptions). @default [] */
   readonly sharedSecrets?: readonly string[];
   /** Unix milliseconds when env.clock reads 0, for REST API expiries (`Date.now() - clock.now()`). @default 0 */

@@ -2,7 +2,7 @@
 export { TurnServerCore, type TurnAllocationInfo, type TurnBandwidthOptions, type TurnServerCoreOptions } from './core.ts';
 export { type ToClient, type ToPeer, type TurnClientInput, type TurnPeerInput, type TurnResult } from './replies.ts';
 export { fiveTupleKey, type FiveTuple, type RelayCounters, type TurnTransport } from './allocation.ts';
-export { OFFERED_ALGORITHMS, TurnAuthenticator, type AuthResult, type SigningKey, type TurnAuthOptions } from './auth.ts';
+export { OFFERED_ALGORITHMS, TurnAuthenticator, type AuthResult, type TurnUserSecret, type SigningKey, type TurnAuthOptions } from './auth.ts';
 export { PeerPolicy, parsePrefix, type PeerPolicyOptions } from './peer-policy.ts';
 export { PortPoolAllocator, type PortPoolAllocatorOptions, type RelayAllocator, type RelayGrant, type RelayRequest } from './relay-allocator.ts';
 export { TURN_DROP_REASONS, createTurnStats, type TurnDropReason, type TurnServerCoreStats } from './stats.ts';
