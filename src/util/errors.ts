@@ -22,7 +22,9 @@ export type NatkitErrorCode =
   | 'ERR_SOCKET'
   | 'ERR_CONFIG'
   | 'ERR_PROTOCOL'
-  | 'ERR_TURN_DECODE';
+  | 'ERR_TURN_DECODE'
+  | 'ERR_RENDEZVOUS_DECODE'
+  | 'ERR_RENDEZVOUS_REFUSED';
 
 /** Base class of every error natkit throws on purpose. */
 export class NatkitError extends Error {
