@@ -21,6 +21,8 @@ export interface OptionSpec {
   readonly valueName?: string;
   /** Environment variable that sets it (server commands). */
   readonly env?: string;
+  /** Key in the config file; `section.key` for a key inside a section object, e.g. 'turn.realm'. @default the option name */
+  readonly config?: string;
   /** Default, as shown in --help. */
   readonly default?: string | boolean;
 }

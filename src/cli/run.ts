@@ -1,4 +1,5 @@
-// Parses argv, merges config file < environment < flags (one schema: OptionSpec),
+// Parses argv, merges config file < environment < flags (one schema: OptionSpec; the
+// file may group keys in sections, OptionSpec.config),
 // runs the command and maps failures to exit codes 1 (failure) and 2 (usage).
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -95,17 +96,28 @@ async function readConfig(command: Command, path: string): Promise<Record<string
   } catch (cause) {
     throw new UsageError(`config file ${path}: expected readable JSON (${cause instanceof Error ? cause.message : String(cause)})`);
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UsageError(`config file ${path}: expected a JSON object`);
+  if (!isObject(data)) throw new UsageError(`config file ${path}: expected a JSON object`);
+  // Config key (option name, or `section.key`) → option name.
+  const byKey = new Map(Object.entries(command.options).filter(([name]) => name !== 'config').map(([name, o]) => [o.config ?? name, name]));
+  const sections = new Set([...byKey.keys()].filter((k) => k.includes('.')).map((k) => k.slice(0, k.indexOf('.'))));
+  // One level of sections: a section's keys are read as `section.key`.
+  const entries = Object.entries(data).flatMap(([key, v]) =>
+    sections.has(key) && isObject(v) ? Object.entries(v).map(([inner, w]) => [`${key}.${inner}`, w] as const) : [[key, v] as const]);
   const out: Record<string, Value> = {};
-  for (const [key, v] of Object.entries(data)) {
-    const o = command.options[key];
-    if (o === undefined || key === 'config') throw new UsageError(`config file ${path}: unknown key "${key}"`);
-    if (o.type === 'boolean' && typeof v === 'boolean') out[key] = v;
-    else if (o.multiple === true && Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number')) out[key] = v.map(String);
-    else if (o.type === 'string' && (typeof v === 'string' || typeof v === 'number')) out[key] = o.multiple === true ? [String(v)] : String(v);
+  for (const [key, v] of entries) {
+    const name = byKey.get(key);
+    const o = name === undefined ? undefined : command.options[name];
+    if (name === undefined || o === undefined) throw new UsageError(`config file ${path}: unknown key "${key}"`);
+    if (o.type === 'boolean' && typeof v === 'boolean') out[name] = v;
+    else if (o.multiple === true && Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number')) out[name] = v.map(String);
+    else if (o.type === 'string' && (typeof v === 'string' || typeof v === 'number')) out[name] = o.multiple === true ? [String(v)] : String(v);
     else throw new UsageError(`config file ${path}: "${key}" expected ${o.type === 'boolean' ? 'true or false' : 'a string or number'}`);
   }
   return out;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function coerce(name: string, o: OptionSpec, v: string, where: string): Value {

@@ -1,9 +1,10 @@
-// What the server commands (stun-server, turn-server) share: the options every server
-// has, under one environment prefix (one schema for flags, environment and config file),
-// their parsing, and waiting for the stop signal.
-import type { Env } from '../net/index.ts';
+// What the server commands (stun-server, turn-server, serve) share: the options every
+// server has, under one environment prefix (one schema for flags, environment and config
+// file), config-file sections, their parsing, and waiting for the stop signal.
+import { splitHostPort, type Env } from '../net/index.ts';
 import { consoleLogger } from '../net/node/index.ts';
-import type { RateLimiterOptions } from '../util/index.ts';
+import { totalDropped, type StunServerStats } from '../stun/index.ts';
+import { ipFamily, normalizeAddress, type RateLimiterOptions } from '../util/index.ts';
 import { UsageError, fileOption, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
 
 /** The options every server command has, their environment variables named `${envPrefix}NAME`. */
@@ -67,8 +68,49 @@ export function listOption(ctx: CommandContext, name: string): string[] {
   return (Array.isArray(v) ? v : typeof v === 'string' ? [v] : []).filter((a) => a !== '');
 }
 
+/** [port] or, for two, [port, port + 1] (0 stays 0: the system chooses both). */
+export function pairedPorts(port: number, count: 1 | 2): number[] {
+  return count === 2 ? [port, port === 0 ? 0 : port + 1] : [port];
+}
+
+/** The STUN server's counters in one line. */
+export function stunSummary(s: StunServerStats): string {
+  return `${s.received} requests, ${s.success} answered (${s.legacy} RFC 3489, ${s.changed} changed), ${s.badRequest + s.unknownAttribute} errors, `
+    + `${totalDropped(s)} dropped (${s.dropped['rate-limited']} rate-limited)`;
+}
+
 /** Resolves when the command is told to stop (SIGINT/SIGTERM in the binary). */
 export function untilAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+/** `specs` with their config-file keys in `section` ('tls-cert' in 'tls' → 'tls.cert', 'realm' in 'turn' → 'turn.realm'). */
+export function inSection(section: string, specs: Readonly<Record<string, OptionSpec>>): Record<string, OptionSpec> {
+  const prefix = `${section}-`;
+  return Object.fromEntries(Object.entries(specs).map(([name, o]) =>
+    [name, { ...o, config: `${section}.${name.startsWith(prefix) ? name.slice(prefix.length) : name}` }]));
+}
+
+/** An IP address option, normalised; throws UsageError naming the option. */
+export function addressOption(name: string, text: string): string {
+  if (ipFamily(text) === undefined) throw new UsageError(`--${name}: expected an IPv4 or IPv6 address, got "${text}"`);
+  return normalizeAddress(text);
+}
+
+/** The ADDR:PORT ([ADDR]:PORT for IPv6) of option `name`, or undefined when it is not set. */
+export function hostPortOption(ctx: CommandContext, name: string): { address: string; port: number } | undefined {
+  const text = stringOption(ctx, name);
+  if (text === undefined) return undefined;
+  const { host, port } = asUsage(name, () => splitHostPort(text));
+  return { address: addressOption(name, host), port };
+}
+
+/** Runs `parse`, turning what it throws into a UsageError naming option `name`. */
+export function asUsage<T>(name: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (cause) {
+    throw new UsageError(`--${name}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }

@@ -1,24 +1,14 @@
 // The TURN server's counters in the Prometheus text exposition format (version 0.0.4).
 // Label values come from fixed sets only (direction, drop reason, error code, end of an
 // allocation, stream event): no user names or addresses, so the series count is bounded.
+import { connectionFamilies, metric as one, renderFamilies, type MetricFamily } from '../util/index.ts';
 import { TURN_DROP_REASONS, type TurnServerStats } from './server/index.ts';
-
-type MetricType = 'gauge' | 'counter';
-
-/** One metric family: its samples as [labels, value]. */
-interface Family {
-  readonly name: string;
-  readonly type: MetricType;
-  readonly help: string;
-  readonly samples: readonly (readonly [Readonly<Record<string, string>>, number])[];
-}
 
 const PREFIX = 'natkit_turn_';
 
 /** Renders `stats` (TurnServer.stats) as Prometheus text: content type `text/plain; version=0.0.4`. */
 export function renderMetrics(stats: TurnServerStats): string {
-  const one = (name: string, type: MetricType, help: string, value: number): Family => ({ name, type, help, samples: [[{}, value]] });
-  const families: Family[] = [
+  const families: MetricFamily[] = [
     one('allocations', 'gauge', 'Live allocations.', stats.allocations),
     one('permissions', 'gauge', 'Live permissions over all allocations.', stats.permissions),
     one('channels', 'gauge', 'Live channel bindings over all allocations.', stats.channels),
@@ -59,27 +49,7 @@ export function renderMetrics(stats: TurnServerStats): string {
     one('relay_exhausted_total', 'counter', 'Allocations refused for want of a bound relay socket.', stats.relay.exhausted),
     one('send_errors_total', 'counter', 'UDP sends refused, client-facing and relay sockets.', stats.sendErrors + stats.relay.sendErrors),
     one('internal_errors_total', 'counter', 'Unexpected failures caught.', stats.internalErrors),
-    one('connections', 'gauge', 'Open TCP and TLS connections.', stats.streams.active),
-    {
-      name: 'connections_total', type: 'counter', help: 'TCP and TLS connection events.',
-      samples: (['accepted', 'refused', 'idleClosed', 'garbageClosed', 'slowClosed', 'errored'] as const)
-        .map((event) => [{ event: kebab(event) }, stats.streams[event]]),
-    },
+    ...connectionFamilies(stats.streams, ['accepted', 'refused', 'idleClosed', 'garbageClosed', 'slowClosed', 'errored']),
   ];
-  return families.map(renderFamily).join('');
-}
-
-function renderFamily(f: Family): string {
-  const name = PREFIX + f.name;
-  let out = `# HELP ${name} ${f.help}\n# TYPE ${name} ${f.type}\n`;
-  for (const [labels, value] of f.samples) {
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
-    out += `${name}${pairs === '' ? '' : `{${pairs}}`} ${value}\n`;
-  }
-  return out;
-}
-
-/** `idleClosed` → `idle-closed`. */
-function kebab(text: string): string {
-  return text.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  return renderFamilies(PREFIX, families);
 }

@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './ip.ts';
 export * from './rate-limiter.ts';
 export * from './keyed-slots.ts';
+export * from './prometheus.ts';

@@ -258,7 +258,7 @@ describe('the natkit binary', () => {
     assert.equal((await natkit([])).code, 2);
     const run = await natkit(['frobnicate']);
     assert.equal(run.code, 2);
-    assert.match(run.err, /unknown command "frobnicate"; expected one of check, map, stun, stun-server, turn-server/);
+    assert.ok(run.err.includes(`unknown command "frobnicate"; expected one of ${commands.map((c) => c.name).join(', ')}`), run.err);
   });
 });
 

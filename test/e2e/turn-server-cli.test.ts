@@ -17,6 +17,7 @@ import { ALLOCATE, REQUESTED_TRANSPORT, TRANSPORT_UDP } from '../../src/turn/ind
 import { TurnWireClient, type Credentials } from '../fixtures/turn/wire-client.ts';
 import { noLeaks } from '../helpers/leaks.ts';
 import { TestProgram } from '../helpers/process.ts';
+import { startServerCommand } from '../helpers/server-command.ts';
 import { selfSignedCertificate } from '../helpers/tls.ts';
 
 const env = nodeEnv();
@@ -31,33 +32,11 @@ interface Announced {
 
 /** `natkit turn-server --json …` in-process; resolves once it announced where it listens. */
 async function startServer(argv: readonly string[], vars: Record<string, string> = {}) {
-  const controller = new AbortController();
-  let out = '';
-  let err = '';
-  let announced: (value: Announced) => void = () => {};
-  const listening = new Promise<Announced>((resolve) => (announced = resolve));
-  const done = runCli(commands, ['turn-server', '--json', ...argv], {
-    io: {
-      out: (s) => {
-        out += s;
-        if (out.includes('\n') && out.startsWith('{"listening"')) announced(JSON.parse(out.split('\n')[0]!) as Announced);
-      },
-      err: (s) => void (err += s),
-    },
-    env,
-    signal: controller.signal,
-    vars,
-  });
-  const info = await Promise.race([listening, done.then((code) => assert.fail(`turn-server exited ${code} before listening: ${err}`))]);
+  const server = await startServerCommand<Announced>(env, 'turn-server', argv, vars);
   return {
-    info,
+    ...server,
     get udp(): Endpoint {
-      return udpEndpoint(info);
-    },
-    async stop(): Promise<Record<string, unknown>> {
-      controller.abort();
-      assert.equal(await done, 0, err);
-      return (JSON.parse(out.trim().split('\n').at(-1)!) as { stats: Record<string, unknown> }).stats;
+      return udpEndpoint(server.info);
     },
   };
 }

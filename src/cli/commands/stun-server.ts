@@ -4,7 +4,7 @@
 import { formatEndpoint } from '../../net/index.ts';
 import { StunServer, roleName, type StunServerOptions } from '../../stun/index.ts';
 import { EXIT_OK, UsageError, flag, intOption, type Command, type CommandContext } from '../command.ts';
-import { listOption, serverOptionSpecs, serverSettings, untilAborted } from '../server-options.ts';
+import { listOption, pairedPorts, serverOptionSpecs, serverSettings, stunSummary, untilAborted } from '../server-options.ts';
 
 export const stunServerCommand: Command = {
   name: 'stun-server',
@@ -50,12 +50,7 @@ export const stunServerCommand: Command = {
     } finally {
       await server.close();
     }
-    const s = server.stats;
-    if (json) ctx.io.out(`${JSON.stringify({ stats: s })}\n`);
-    else {
-      const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
-      ctx.io.out(`stopped: ${s.received} requests, ${s.success} answered (${s.legacy} RFC 3489, ${s.changed} changed), ${s.badRequest + s.unknownAttribute} errors, ${dropped} dropped (${s.dropped['rate-limited']} rate-limited)\n`);
-    }
+    ctx.io.out(json ? `${JSON.stringify({ stats: server.stats })}\n` : `stopped: ${stunSummary(server.stats)}\n`);
     return EXIT_OK;
   },
 };
@@ -70,7 +65,7 @@ async function serverOptions(ctx: CommandContext): Promise<StunServerOptions> {
   const { tls: files, ...common } = await serverSettings(ctx);
   const tlsPort = intOption(ctx, 'tls-port', 0, 65535);
   const tls = files !== undefined
-    ? { ...files, ...(tlsPort !== undefined && { ports: ports.length === 2 ? [tlsPort, tlsPort === 0 ? 0 : tlsPort + 1] : [tlsPort] }) }
+    ? { ...files, ...(tlsPort !== undefined && { ports: pairedPorts(tlsPort, ports.length === 2 ? 2 : 1) }) }
     : undefined;
   return {
     ...common,

@@ -7,4 +7,4 @@ export {
 } from './roles.ts';
 export { DROP_REASONS, createCoreStats, totalDropped, type DropReason, type StunServerCoreStats } from './stats.ts';
 export { type StunServerStreamOptions, type StunServerStreamStats } from './stream.ts';
-export { StunServer, type ServerEndpoint, type StunServerOptions, type StunServerStats, type StunServerTlsOptions } from './server.ts';
+export { StunServer, bindUdpLayout, type ServerEndpoint, type StunServerOptions, type StunServerStats, type StunServerTlsOptions } from './server.ts';

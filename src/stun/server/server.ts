@@ -278,6 +278,25 @@ export class StunServer implements AsyncDisposable {
   }
 }
 
+/**
+ * Binds the UDP sockets of a layout for a caller that shares them (`udpSockets`), in role
+ * order: [A1] × [P1] or [P1, P2], or [A1, A2] × [P1, P2]; a port of 0 gets the same number
+ * on both addresses. Closes what it bound when it fails; the caller closes the rest.
+ */
+export async function bindUdpLayout(env: Env, layout: ServerLayout, signal?: AbortSignal): Promise<PacketSocket[]> {
+  const { addresses, ports: { udp: ports = [] } } = validateLayout(layout);
+  if (addresses.length === 2 && ports.length !== 2) throw new NatkitError('ERR_CONFIG', `udp ports: two addresses need two ports, got ${ports.length}`);
+  const opened: PacketSocket[] = [];
+  try {
+    const byRole = await bindLayout(addresses, ports, (address, port) => env.network.bindUdp({ address, port, ...(signal && { signal }) }), opened, signal);
+    // Every role of an A × P layout is bound, so the list has no holes.
+    return byRole.filter((s) => s !== undefined);
+  } catch (err) {
+    await Promise.allSettled(opened.map((o) => o.close()));
+    throw err;
+  }
+}
+
 /** TLS ports when none are given: 5349 (RFC 8489 §6.2.3) and 5350, or zeros for system-chosen. */
 function defaultTlsPorts(ports: readonly number[]): number[] {
   if (ports.every((p) => p === 0)) return ports.map(() => 0);

@@ -1,5 +1,6 @@
 // The TURN server driver (RFC 8656) on the Env seam: binds the client-facing UDP sockets
-// and TCP/TLS listeners (§3.1), takes relayed addresses from a pool of bound UDP sockets
+// and TCP/TLS listeners (§3.1) or serves UDP sockets the caller shares (PacketMux views, as
+// `natkit serve` does with STUN and rendezvous), takes relayed addresses from a pool of bound UDP sockets
 // (relay-pool.ts), feeds every client message and peer datagram to the sans-I/O core,
 // sends what it decides from the right socket, and keeps one Clock timer at the core's
 // nextTimerAt(). STUN Binding is answered on the same ports (§3: a TURN server is a STUN
@@ -30,7 +31,14 @@ export interface TurnListen {
 /** Options of TurnServer.start. */
 export interface TurnServerOptions extends TurnStreamOptions {
   readonly env: Env;
+  /** Where to bind client-facing sockets and listeners; may be empty when `udpSockets` are given. */
   readonly listen: readonly TurnListen[];
+  /**
+   * Bound UDP sockets to serve too, e.g. PacketMux views of a socket shared with a STUN or
+   * rendezvous server. Their packet handler is set and cleared on close; they are never
+   * closed here, and their send errors are the owner's to count. @default []
+   */
+  readonly udpSockets?: readonly PacketSocket[];
   /** Addresses relay sockets bind to, at most one per family (RFC 8656 §7.2). */
   readonly relayAddresses: readonly string[];
   /** Relay ports (RFC 8656 §7.2: 49152–65535). @default { min: 49152, max: 65535 } */
@@ -104,6 +112,8 @@ export class TurnServer implements AsyncDisposable {
   private readonly env: Env;
   private readonly options: TurnServerOptions;
   private readonly pool: RelaySocketPool;
+  /** The caller's UDP sockets (options.udpSockets), never closed here. */
+  private readonly supplied: ReadonlySet<PacketSocket>;
   /** endpointKey(local) → client-facing UDP socket. */
   private readonly udp = new Map<string, PacketSocket>();
   private readonly listeners: StreamListener[] = [];
@@ -117,10 +127,11 @@ export class TurnServer implements AsyncDisposable {
   private timerAt = Infinity;
   private closing: Promise<void> | undefined;
 
-  private constructor(options: TurnServerOptions, pool: RelaySocketPool, core: TurnServerCore, endpoints: TurnServerEndpoint[]) {
+  private constructor(options: TurnServerOptions, pool: RelaySocketPool, core: TurnServerCore, endpoints: TurnServerEndpoint[], supplied: ReadonlySet<PacketSocket>) {
     this.env = options.env;
     this.options = options;
     this.pool = pool;
+    this.supplied = supplied;
     this.core = core;
     this.endpoints = endpoints;
     this.failures = new FailureCounter('turn server', options.env.logger, options.onError);
@@ -137,7 +148,8 @@ export class TurnServer implements AsyncDisposable {
     const { env, signal } = options;
     throwIfAborted(signal, 'TURN server start');
     const listen = options.listen.map(checkListen);
-    if (listen.length === 0) throw new NatkitError('ERR_CONFIG', 'listen: expected at least one address');
+    const supplied = options.udpSockets ?? [];
+    if (listen.length === 0 && supplied.length === 0) throw new NatkitError('ERR_CONFIG', 'listen: expected at least one address');
     const users = { ...options.users, ...(await options.loadUsers?.()) };
     // The server's handler is late-bound: sockets deliver through `ref` once it exists.
     const ref: { server?: TurnServer } = {};
@@ -165,7 +177,7 @@ export class TurnServer implements AsyncDisposable {
         random: env.random,
         peerPolicy: {
           allow: options.allowPeers ?? [], deny: options.denyPeers ?? [],
-          serverAddresses: listen.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'),
+          serverAddresses: [...listen.map((l) => l.address), ...supplied.map((s) => s.local.address)].filter((a) => a !== '0.0.0.0' && a !== '::'),
         },
         ...(options.software !== undefined && { software: options.software }),
         ...(options.maxLifetimeS !== undefined && { maxLifetimeS: options.maxLifetimeS }),
@@ -176,8 +188,8 @@ export class TurnServer implements AsyncDisposable {
         ...(options.rateLimit !== false && { rateLimit: options.rateLimit ?? {} }),
         ...(options.bandwidth !== undefined && { bandwidth: options.bandwidth }),
       });
-      const endpoints: TurnServerEndpoint[] = [];
-      const udp: PacketSocket[] = [];
+      const endpoints: TurnServerEndpoint[] = supplied.map((socket) => ({ transport: 'udp', local: socket.local }));
+      const udp: PacketSocket[] = [...supplied];
       const listeners: StreamListener[] = [];
       const pending: { stream: StreamSocket; transport: 'tcp' | 'tls' }[] = [];
       for (const l of listen) {
@@ -200,7 +212,7 @@ export class TurnServer implements AsyncDisposable {
           endpoints.push({ transport, local: listener.local });
         }
       }
-      const server = new TurnServer(options, pool, core, endpoints);
+      const server = new TurnServer(options, pool, core, endpoints, new Set(supplied));
       ref.server = server;
       server.listeners.push(...listeners);
       for (const socket of udp) {
@@ -232,7 +244,7 @@ export class TurnServer implements AsyncDisposable {
       channels += a.channels;
     }
     let sendErrors = 0;
-    for (const s of this.udp.values()) sendErrors += s.stats.sendErrors;
+    for (const s of this.udp.values()) if (!this.supplied.has(s)) sendErrors += s.stats.sendErrors;
     return {
       ...c, errors: { ...c.errors }, dropped: { ...c.dropped },
       allocations: live.length, permissions, channels, relay: this.pool.stats,
@@ -348,7 +360,7 @@ export class TurnServer implements AsyncDisposable {
     const closing: Promise<void>[] = [];
     for (const l of this.listeners) closing.push(l.close());
     for (const s of this.sessions.values()) closing.push(s.close());
-    for (const s of this.udp.values()) closing.push(s.close());
+    for (const s of this.udp.values()) if (!this.supplied.has(s)) closing.push(s.close());
     closing.push(this.pool.close());
     const results = await Promise.allSettled(closing);
     this.sessions.clear();
