@@ -3,6 +3,8 @@
 // one server at a time — the bare Node dgram responder (the reference), natkit's
 // StunServer and coturn — each a child process on its own CPU, the generator on another
 // (taskset). Prints responses/s, loss, p50/p99 latency and the ratios to the reference.
+// Then the sections: NAT discovery in the namespace lab (bench/lib/nat-check.ts) and the
+// TURN relay, natkit's TurnServer vs coturn (bench/lib/turn.ts).
 // Every child is started through one registry and killed by PID on stop, error,
 // Ctrl-C or exit. Exit codes: 0 ok, 1 a server or the generator failed, 2 usage, 130 interrupted.
 import { spawnSync } from 'node:child_process';
@@ -15,6 +17,7 @@ import { prepareGenerator, runLoad, type Generator } from './lib/generator.ts';
 import { USAGE, UsageError, parseBenchArgs, type BenchOptions } from './lib/options.ts';
 import { formatProfile, summariseProfile, type ProfileSummary } from './lib/profile.ts';
 import { checkBenchUnavailable, formatCheckBench, runCheckBench } from './lib/nat-check.ts';
+import { formatTurnBench, prepareTurnLoad, runTurnBench } from './lib/turn.ts';
 import { addRatios, formatTable, medianMetrics, ratio, type Ratios, type ServerResult } from './lib/report.ts';
 import { SERVERS, coturnPackageVersion } from './lib/servers.ts';
 
@@ -74,7 +77,7 @@ function environment(opts: BenchOptions): Environment {
     kernel: release(),
     cpu: cpus()[0]?.model ?? 'unknown',
     cpus: availableParallelism(),
-    coturn: (opts.only.includes('coturn') && SERVERS.coturn.unavailable() === undefined) || opts.check !== 'off' ? coturnPackageVersion() : undefined,
+    coturn: (opts.only.includes('coturn') && SERVERS.coturn.unavailable() === undefined) || opts.check !== 'off' || opts.turn !== 'off' ? coturnPackageVersion() : undefined,
   };
 }
 
@@ -210,6 +213,8 @@ async function main(argv: readonly string[], children: ChildRegistry, signal: Ab
   if (opts.only.length > 0) sections.push(await throughputSection(opts, env, children, signal));
   const check = await checkSection(opts, env, signal);
   if (check !== undefined) sections.push(check);
+  const turn = await turnSection(opts, env, children, signal);
+  if (turn !== undefined) sections.push(turn);
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(Object.assign({}, ...sections.map((x) => x.json)), null, 2)}\n`);
   } else {
@@ -242,6 +247,30 @@ async function checkSection(opts: BenchOptions, env: Environment, signal: AbortS
     text: `${formatCheckBench(result)}\n${about}`,
     json: { environment: env, natCheck: result },
     failed: result.rows.some((r) => r.status === 'failed'),
+  };
+}
+
+/**
+ * TURN relay throughput and memory, natkit vs coturn: run when --only names it (failing
+ * when the load tool cannot be built), or by default when it can (else one line says why not).
+ */
+async function turnSection(opts: BenchOptions, env: Environment, children: ChildRegistry, signal: AbortSignal): Promise<Section | undefined> {
+  if (opts.turn === 'off') return undefined;
+  const why = prepareTurnLoad(progress);
+  if (why !== undefined) {
+    if (opts.turn === 'on') progress(`turn: cannot run: ${why}`);
+    return { text: `TURN relay (natkit TurnServer vs coturn): skipped: ${why}`, json: { turn: { skipped: why } }, failed: opts.turn === 'on' };
+  }
+  const pinning = choosePinning(opts.pin);
+  progress(`turn: ${pinning.description}`);
+  const result = await runTurnBench({
+    durationS: opts.durationS, warmupS: opts.warmupS, window: opts.window, timeoutMs: opts.timeoutMs, runs: opts.runs, pinning, children, signal, progress,
+  });
+  const about = `node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}`;
+  return {
+    text: `${formatTurnBench(result)}\n${about}`,
+    json: { environment: env, turn: result },
+    failed: result.servers.some((s) => s.status === 'failed'),
   };
 }
 

@@ -10,6 +10,8 @@ export type ServerId = (typeof SERVER_IDS)[number];
 export const DEFAULT_SERVERS: readonly ServerId[] = ['bare', 'natkit', 'coturn'];
 /** The NAT discovery section's name in --only. */
 export const CHECK_SECTION = 'check';
+/** The TURN relay section's name in --only. */
+export const TURN_SECTION = 'turn';
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -33,6 +35,12 @@ export interface BenchOptions {
    * --only, 'off' otherwise. @default 'auto'
    */
   readonly check: 'on' | 'auto' | 'off';
+  /**
+   * The TURN relay section (natkit TurnServer vs coturn, bench/lib/turn.ts): 'on' when --only
+   * names it, 'auto' (run when the load tool builds, else say skipped) without --only, 'off'
+   * otherwise. @default 'auto'
+   */
+  readonly turn: 'on' | 'auto' | 'off';
   /** Lab NAT presets the NAT discovery section runs on. @default port-restricted-cone, symmetric */
   readonly checkNats: readonly NatPreset[];
   /** Requests carry FINGERPRINT (RFC 8489 §14.7), as ICE agents send them. @default false */
@@ -55,17 +63,22 @@ STUN Binding throughput over UDP loopback: one load generator against several se
 responses/s, loss, p50/p99 latency and the ratio of each to the bare Node responder.
 Then NAT discovery in the namespace lab (needs root, else skipped): time and packets of
 \`natkit check\` and coturn's \`turnutils_natdiscovery -m -f -H\` behind kernel NATs.
+Then TURN relay throughput (100- and 1000-byte ChannelData) and memory per allocation of
+natkit's TurnServer and coturn, with one native load tool (needs cc and libcrypto).
 
 options:
   --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}; and/or
-                     ${CHECK_SECTION} for NAT discovery (default ${DEFAULT_SERVERS.join(',')}, plus ${CHECK_SECTION} when root)
+                     ${CHECK_SECTION} for NAT discovery, ${TURN_SECTION} for the TURN relay
+                     (default ${DEFAULT_SERVERS.join(',')}, ${TURN_SECTION}, plus ${CHECK_SECTION} when root)
   --check-nats LIST  lab NATs for ${CHECK_SECTION}: ${CHECK_NATS.join(', ')}
                      (default ${DEFAULT_CHECK_NATS.join(',')})
   --duration-s N     measured seconds per run (default 3)
   --warmup-s N       warm-up seconds before each measurement (default 0.5)
   --window N         requests in flight (default 128)
   --timeout-ms N     a request unanswered this long is lost (default 200)
-  --runs N           runs per server (and per program and NAT); medians shown (default 3)
+  --runs N           runs per server (and per program and NAT); medians shown (default 3);
+                     ${TURN_SECTION} uses --duration-s, --warmup-s, --timeout-ms and --runs too, and --window
+                     for the datagrams in flight
   --fingerprint      requests carry FINGERPRINT
   --spin-us N        generator busy-polls N µs before sleeping, when pinned (default 1000)
   --no-pin           do not pin with taskset
@@ -119,19 +132,22 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   const v = parsed.values;
   let only: ServerId[] = [...DEFAULT_SERVERS];
   let check: BenchOptions['check'] = 'auto';
+  let turn: BenchOptions['turn'] = 'auto';
   if (v.only !== undefined) {
     only = [];
     check = 'off';
+    turn = 'off';
     for (const name of v.only.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-      if (name === CHECK_SECTION) {
-        check = 'on';
+      if (name === CHECK_SECTION || name === TURN_SECTION) {
+        if (name === CHECK_SECTION) check = 'on';
+        else turn = 'on';
         continue;
       }
       const id = SERVER_IDS.find((s) => s === name);
-      if (id === undefined) throw new UsageError(`--only: expected some of ${[...SERVER_IDS, CHECK_SECTION].join(', ')}, got "${name}"`);
+      if (id === undefined) throw new UsageError(`--only: expected some of ${[...SERVER_IDS, CHECK_SECTION, TURN_SECTION].join(', ')}, got "${name}"`);
       if (!only.includes(id)) only.push(id);
     }
-    if (only.length === 0 && check === 'off') throw new UsageError('--only: expected at least one server or check');
+    if (only.length === 0 && check === 'off' && turn === 'off') throw new UsageError('--only: expected at least one server, check or turn');
     only.sort((a, b) => SERVER_IDS.indexOf(a) - SERVER_IDS.indexOf(b));
   }
   const checkNats: NatPreset[] = [];
@@ -150,6 +166,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     runs: num('runs', v.runs, 3, 1, 50, true),
     only,
     check,
+    turn,
     checkNats,
     fingerprint: v.fingerprint,
     spinUs: num('spin-us', v['spin-us'], 1000, 0, 1_000_000, true),

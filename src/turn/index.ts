@@ -1,25 +1,24 @@
-// natkit/turn: TURN, RFC 8656 (in progress).
+// natkit/turn: TURN, RFC 8656.
 //
-// What exists:
-// - the codec: TURN methods and error codes (constants.ts), the thirteen TURN attributes
+// - The codec: TURN methods and error codes (constants.ts), the thirteen TURN attributes
 //   registered in the STUN attribute registry (attributes.ts; importing this module adds
-//   them to decodeMessage/encodeMessage), ChannelData framing (channel-data.ts, §12.4);
-// - a sans-I/O server core (server/): client messages and peer datagrams in with their
-//   5-tuple or relayed address and the time, one reply or one relayed datagram out;
-//   Allocate (incl. EVEN-PORT/RESERVATION-TOKEN and dual allocation), Refresh,
+//   them to decodeMessage/encodeMessage), ChannelData framing (channel-data.ts, §12.4).
+// - The server (server/): a sans-I/O core (client messages and peer datagrams in with
+//   their 5-tuple or relayed address and the time, one reply or one relayed datagram out;
+//   Allocate incl. EVEN-PORT/RESERVATION-TOKEN and dual allocation, Refresh,
 //   CreatePermission, ChannelBind, Send/Data, ChannelData; long-term credentials with
 //   self-validating nonces and the TURN REST API; a peer address policy; quotas; expiry
-//   driven by nextTimerAt()/expire(now). Relayed addresses come from a RelayAllocator.
-//
-// Still to come:
-// - the driver: binds the client-facing sockets (UDP, TCP/TLS with StreamFramer cutting
-//   STUN and padded ChannelData frames), a RelayAllocator that binds one UDP socket per
-//   relayed address (or a pool of pre-bound ones, since allocate() is synchronous), feeds
-//   handlePeer(), sets DF where it can (then `dontFragment: true`), turns ICMP errors into
-//   Data indications with the ICMP attribute, arms one Clock timer at nextTimerAt(), and
-//   rate-limits unauthenticated requests per source like the STUN server does;
-// - the client (Allocate/Refresh/permissions/channels, a relayed PacketSocket), CLI
-//   (`natkit turn-server`, config schema), metrics, coturn interop and the benchmark.
+//   driven by nextTimerAt()/expire(now)), and TurnServer, its driver: UDP, TCP and TLS
+//   listeners, a pool of relay sockets in a port range, an advertised external address,
+//   a per-source rate limit on unauthenticated requests, per-allocation bandwidth, users
+//   reloaded on demand. Not done: DF and ICMP on relayed datagrams (§11), which the
+//   Env seam does not expose.
+// - Metrics (metrics.ts): the server's counters in Prometheus text with bounded labels.
+// - The client (client/): a sans-I/O core (the 401/438 handshake with SHA-256 and
+//   USERHASH, ALTERNATE-SERVER once, refreshes, permissions and channels made on demand,
+//   keepalives toward the server over UDP) and TurnClient.allocate() → RelayedSocket,
+//   a PacketSocket over UDP, TCP or TLS that can share a socket with STUN.
+// The CLI commands `natkit turn` and `natkit turn-server` live in src/cli.
 export * from './constants.ts';
 export * from './attributes.ts';
 export * from './channel-data.ts';

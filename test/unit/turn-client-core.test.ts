@@ -2,11 +2,12 @@
 // long-term credential handshake (RFC 8489 §9.2: 401, 438, PASSWORD-ALGORITHMS, USERHASH),
 // ALTERNATE-SERVER (§10) once with its loop guard, the Refresh schedule (RFC 8656 §7.4),
 // permissions (§9) and channels (§11) made on demand and refreshed, Send/Data and
-// ChannelData, TURN error codes as typed errors, and deletion on close (§7.5).
+// ChannelData, TURN error codes as typed errors, deletion on close (§7.5), and Binding
+// indications keeping an idle UDP mapping toward the server alive.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  ALTERNATE_SERVER, ERROR_CODE, NONCE, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, PasswordAlgorithm, REALM, StunClass,
+  ALTERNATE_SERVER, BINDING, ERROR_CODE, NONCE, PASSWORD_ALGORITHM, PASSWORD_ALGORITHMS, PasswordAlgorithm, REALM, StunClass,
   USERHASH, USERNAME, XOR_MAPPED_ADDRESS, attr, decodeMessage, encodeMessage, longTermKey, userhash, type AttrCodec, type AttrEntry, type StunMessage,
 } from '../../src/stun/index.ts';
 import {
@@ -36,9 +37,11 @@ class Harness {
   private counter = 0;
   private queue: TurnClientAction[] = [];
 
-  constructor(options: Partial<TurnClientCoreOptions> = {}) {
+  /** Keepalives are off unless a test sets keepaliveMs or asks for the default: the schedules tested are the allocation's own. */
+  constructor({ defaultKeepalive, ...options }: Partial<TurnClientCoreOptions> & { readonly defaultKeepalive?: true } = {}) {
     this.core = new TurnClientCore({
-      server: SERVER, username: 'u', password: 'p', random: { bytes: (n) => new Uint8Array(n).fill(++this.counter & 0xff) }, ...options,
+      server: SERVER, username: 'u', password: 'p', random: { bytes: (n) => new Uint8Array(n).fill(++this.counter & 0xff) },
+      ...(defaultKeepalive === undefined && { keepaliveMs: 0 }), ...options,
     });
   }
 
@@ -467,4 +470,54 @@ test('close: Refresh with LIFETIME 0, signed; closed on success, on 437 and on t
     assert.equal(h.core.state, 'closed');
     assert.equal(h.core.nextTimerAt(), undefined);
   }
+});
+
+test('keepalive over UDP: a Binding indication after keepaliveMs without sending, postponed by traffic, none once closed', () => {
+  const h = new Harness({ keepaliveMs: 15 * S });
+  h.now = 1 * S;
+  h.allocate();
+  assert.equal(h.core.nextTimerAt(), 16 * S, 'counted from the allocation');
+  h.advance(15 * S - 1);
+  assert.deepEqual(h.transmitted(), []);
+  h.advance(1);
+  const [keepalive, ...more] = h.transmitted();
+  assert.equal(more.length, 0);
+  const msg = decodeMessage(keepalive!);
+  assert.deepEqual([msg.method, msg.cls, msg.attributes.length], [BINDING, StunClass.INDICATION, 0]);
+  assert.equal(h.core.stats.keepalives, 1);
+  assert.equal(h.core.nextTimerAt(), 31 * S);
+  // Relaying at 20 s (a CreatePermission, then a Send indication) moves the next keepalive to 35 s.
+  h.advance(4 * S);
+  h.permit();
+  assert.equal(h.core.nextTimerAt(), 35 * S);
+  h.advance(11 * S);
+  assert.deepEqual(h.transmitted(), [], 'not due at 31 s any more');
+  h.advance(4 * S);
+  assert.equal(h.transmitted().length, 1);
+  assert.equal(h.core.stats.keepalives, 2);
+  h.core.close();
+  assert.equal(h.core.nextTimerAt(), undefined);
+  h.advance(60 * S);
+  assert.deepEqual(h.transmitted(), []);
+});
+
+test('keepalive: off with keepaliveMs 0 and over a stream (the connection holds the mapping); a bad value is refused', () => {
+  for (const options of [{ keepaliveMs: 0 }, { framing: 'stream' as const, keepaliveMs: 15 * S }, { framing: 'stream' as const }]) {
+    const h = new Harness(options);
+    h.allocate();
+    assert.equal(h.core.nextTimerAt(), 540 * S, JSON.stringify(options));
+    h.advance(500 * S);
+    assert.deepEqual(h.transmitted(), []);
+    assert.equal(h.core.stats.keepalives, 0);
+  }
+  assert.equal(new Harness({ defaultKeepalive: true }).core.nextTimerAt(), undefined, 'nothing before the allocation');
+  for (const keepaliveMs of [-1, 1.5, NaN]) {
+    assert.throws(() => new Harness({ keepaliveMs }), (e: unknown) => e instanceof NatkitError && e.code === 'ERR_INVALID_ARGUMENT');
+  }
+});
+
+test('keepalive by default over UDP: every 15 s', () => {
+  const h = new Harness({ defaultKeepalive: true });
+  h.allocate();
+  assert.equal(h.core.nextTimerAt(), 15 * S);
 });

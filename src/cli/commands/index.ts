@@ -6,5 +6,6 @@ import { serveCommand } from './serve.ts';
 import { stunServerCommand } from './stun-server.ts';
 import { stunCommand } from './stun.ts';
 import { turnServerCommand } from './turn-server.ts';
+import { turnCommand } from './turn.ts';
 
-export const commands: readonly Command[] = [checkCommand, mapCommand, serveCommand, stunCommand, stunServerCommand, turnServerCommand];
+export const commands: readonly Command[] = [checkCommand, mapCommand, serveCommand, stunCommand, stunServerCommand, turnCommand, turnServerCommand];

@@ -3,7 +3,8 @@
 import { formatEndpoint, parseEndpoint, type Endpoint } from '../../net/index.ts';
 import { resolveEndpoint } from '../../net/node/index.ts';
 import { StunClient, type BindingResult, type StunTransport } from '../../stun/index.ts';
-import { EXIT_FAILURE, EXIT_OK, UsageError, fileOption, flag, intOption, stringOption, type Command } from '../command.ts';
+import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type Command } from '../command.ts';
+import { TLS_CLIENT_OPTIONS, tlsClientOptions } from '../tls-client.ts';
 
 /** RFC 8489 §6.2: 3478 for STUN over UDP and TCP, 5349 over TLS. */
 const DEFAULT_PORT: Readonly<Record<StunTransport, number>> = { udp: 3478, tcp: 3478, tls: 5349 };
@@ -21,9 +22,7 @@ export const stunCommand: Command = {
     fingerprint: { type: 'boolean', description: 'add FINGERPRINT to the request' },
     rto: { type: 'string', valueName: 'MS', description: 'initial retransmission timeout, RFC 8489 §6.2.1 RTO', default: '500' },
     transmissions: { type: 'string', valueName: 'N', description: 'transmissions in all over UDP, RFC 8489 §6.2.1 Rc', default: '7' },
-    ca: { type: 'string', valueName: 'FILE', description: 'TLS: also trust this CA certificate (PEM)' },
-    insecure: { type: 'boolean', description: 'TLS: accept any certificate' },
-    servername: { type: 'string', valueName: 'NAME', description: 'TLS: name to verify and send as SNI (default: the server name)' },
+    ...TLS_CLIENT_OPTIONS,
     json: { type: 'boolean', description: 'print the result as JSON' },
   },
   details: [
@@ -50,8 +49,6 @@ export const stunCommand: Command = {
 
     const server = await resolveEndpoint(target, DEFAULT_PORT[transport], { signal });
     const local = localBinding(stringOption(ctx, 'local'));
-    const ca = await fileOption(ctx, 'ca');
-    const servername = stringOption(ctx, 'servername') ?? (/^[\d.:[\]]+$/.test(target) ? undefined : target.replace(/:\d+$/, ''));
     await using client = await StunClient.create({
       env: ctx.env,
       server,
@@ -62,9 +59,7 @@ export const stunCommand: Command = {
       ...(maxTransmissions !== undefined && { maxTransmissions }),
       ...(local.address !== undefined && { localAddress: local.address }),
       ...(local.port !== undefined && { localPort: local.port }),
-      ...(transport === 'tls' && {
-        tls: { rejectUnauthorized: !flag(ctx, 'insecure'), ...(servername !== undefined && { servername }), ...(ca !== undefined && { ca }) },
-      }),
+      ...(transport === 'tls' && { tls: await tlsClientOptions(ctx, target) }),
     });
     if (!flag(ctx, 'json')) ctx.io.err(`querying ${formatEndpoint(server)} over ${transport} from ${formatEndpoint(client.local)}…\n`);
     const result = await client.binding({ signal, legacy: flag(ctx, 'legacy'), ...(changeRequest !== undefined && { changeRequest }) });

@@ -9,10 +9,16 @@
 // IP address creates its permission, datagrams wait for it, go as Send indications, and
 // once `channelAfterPackets` have gone to one peer endpoint a channel is bound and
 // ChannelData takes over. Everything made is refreshed until close().
+//
+// Over UDP a STUN Binding indication goes to the server whenever nothing else went to it
+// for `keepaliveMs` (RFC 8489 §3: Binding indications serve as keepalives; RFC 8445 §11
+// keeps candidates alive every 15 s), so the client's NAT keeps its mapping toward the
+// server while the allocation is idle: permission refreshes (every 4 min) come too late for
+// NATs that forget an idle UDP mapping after 30 s (RFC 4787 REQ-5 asks for at least 2 min).
 import { endpointKey, type Endpoint, type Random } from '../../net/index.ts';
 import { DecodeError, NatkitError } from '../../util/index.ts';
 import {
-  ALTERNATE_SERVER, ERROR_CODE, StunClass, StunDecodeError, XOR_MAPPED_ADDRESS, attr, decodeMessage, looksLikeStun,
+  ALTERNATE_SERVER, BINDING, ERROR_CODE, StunClass, StunDecodeError, TRANSACTION_ID_LENGTH, XOR_MAPPED_ADDRESS, attr, decodeMessage, encodeMessage, looksLikeStun,
   type AttrEntry, type StunErrorValue, type StunMessage,
 } from '../../stun/index.ts';
 import {
@@ -47,6 +53,12 @@ export interface TurnClientCoreOptions extends TurnCredentials {
   readonly channelAfterPackets?: number;
   /** Datagrams held per peer address while its permission is being created. @default 64 */
   readonly maxQueuedPerPeer?: number;
+  /**
+   * UDP: send a Binding indication to the server after this long without sending it
+   * anything, to keep the NAT mapping toward it; 0 turns it off. Never sent over TCP/TLS
+   * (the connection is the mapping). @default 15000
+   */
+  readonly keepaliveMs?: number;
 }
 
 /** What the server granted (RFC 8656 §7.3). */
@@ -104,6 +116,8 @@ export interface TurnClientCoreStats {
   dropped: number;
   /** Received and discarded: malformed, unknown channel, peer without permission (RFC 8656 §10.4). */
   discarded: number;
+  /** Binding indications sent to keep the NAT mapping toward the server. */
+  keepalives: number;
 }
 
 /** A request with its retry state: one 401 and one 438 retry each (RFC 8489 §9.2.5). */
@@ -119,6 +133,8 @@ interface Outstanding {
 const REFRESH_MARGIN_S = 60;
 /** After a Refresh that got no answer, try again this much later while the allocation lasts. */
 const REFRESH_RETRY_MS = 5_000;
+/** RFC 8445 §11: Tr, the keepalive interval, 15 s by default. */
+const DEFAULT_KEEPALIVE_MS = 15_000;
 
 const METHOD_NAMES: Readonly<Record<number, string>> = {
   [ALLOCATE]: 'Allocate', [REFRESH]: 'Refresh', [CREATE_PERMISSION]: 'CreatePermission', [CHANNEL_BIND]: 'ChannelBind',
@@ -127,7 +143,7 @@ const METHOD_NAMES: Readonly<Record<number, string>> = {
 /** The sans-I/O TURN client; see the file header. */
 export class TurnClientCore {
   readonly stats: TurnClientCoreStats = {
-    requests: 0, indicationsSent: 0, channelDataSent: 0, dataIndications: 0, channelDataReceived: 0, channelsBound: 0, dropped: 0, discarded: 0,
+    requests: 0, indicationsSent: 0, channelDataSent: 0, dataIndications: 0, channelDataReceived: 0, channelsBound: 0, dropped: 0, discarded: 0, keepalives: 0,
   };
   private readonly options: TurnClientCoreOptions;
   private readonly auth: LongTermAuth;
@@ -143,17 +159,25 @@ export class TurnClientCore {
   private expiresAt = 0;
   /** Undefined while a Refresh is in flight. */
   private refreshAt: number | undefined;
+  /** 0: no keepalives (off, or over a stream). */
+  private readonly keepaliveMs: number;
+  /** The time of the call being handled: what the server was last sent is stamped with it. */
+  private now = 0;
+  /** When the server was last sent something. */
+  private sentAt = 0;
 
   constructor(options: TurnClientCoreOptions) {
-    const { lifetimeS } = options;
+    const { lifetimeS, keepaliveMs = DEFAULT_KEEPALIVE_MS } = options;
     if (lifetimeS !== undefined && (!Number.isInteger(lifetimeS) || lifetimeS < 1 || lifetimeS > 0xffffffff)) {
       throw new NatkitError('ERR_INVALID_ARGUMENT', `lifetimeS: expected a whole number of seconds ≥ 1, got ${lifetimeS}`);
     }
+    if (!Number.isInteger(keepaliveMs) || keepaliveMs < 0) throw new NatkitError('ERR_INVALID_ARGUMENT', `keepaliveMs: expected a whole number ≥ 0, got ${keepaliveMs}`);
     this.options = options;
     this.current = options.server;
     this.tried.add(endpointKey(options.server));
     this.auth = new LongTermAuth(options);
     this.framing = options.framing ?? 'udp';
+    this.keepaliveMs = this.framing === 'udp' ? keepaliveMs : 0;
     this.peers = new PeerTable({
       random: options.random,
       framing: this.framing,
@@ -161,7 +185,7 @@ export class TurnClientCore {
       maxQueuedPerPeer: options.maxQueuedPerPeer ?? 64,
       stats: this.stats,
       request: (purpose, attributes) => this.issue({ purpose, method: purpose.kind === 'permission' ? CREATE_PERMISSION : CHANNEL_BIND, attributes, challenged: false, stale: false }),
-      transmit: (data) => this.actions.push({ kind: 'transmit', data }),
+      transmit: (data) => this.transmit(data),
     });
   }
 
@@ -200,6 +224,7 @@ export class TurnClientCore {
 
   /** The outcome of request `id`: the response, or why the transaction failed. */
   handleResponse(id: number, response: StunMessage | NatkitError, now: number): void {
+    this.now = now;
     const o = this.pending.get(id);
     if (o === undefined) return;
     this.pending.delete(id);
@@ -221,13 +246,14 @@ export class TurnClientCore {
   /** When handleTimer() next has work; undefined when nothing is scheduled. */
   nextTimerAt(): number | undefined {
     if (this.phase !== 'allocated') return undefined;
-    const own = this.refreshAt ?? this.expiresAt;
+    const own = Math.min(this.refreshAt ?? this.expiresAt, this.keepaliveMs > 0 ? this.sentAt + this.keepaliveMs : Infinity);
     const peers = this.peers.nextTimerAt();
     return peers === undefined ? own : Math.min(own, peers);
   }
 
-  /** Runs what is due at `now`: the allocation's Refresh, permission and channel refreshes, expiry. */
+  /** Runs what is due at `now`: the allocation's Refresh, permission and channel refreshes, keepalive, expiry. */
   handleTimer(now: number): void {
+    this.now = now;
     if (this.phase !== 'allocated') return;
     if (now >= this.expiresAt) {
       this.lose(new TurnError('ERR_TIMEOUT', `TURN allocation at ${endpointKey(this.current)} expired: no Refresh succeeded`));
@@ -239,6 +265,10 @@ export class TurnClientCore {
       this.issue({ purpose: { kind: 'refresh' }, method: REFRESH, attributes: lifetimeS === undefined ? [] : [attr(LIFETIME, lifetimeS)], challenged: false, stale: false });
     }
     this.peers.handleTimer(now);
+    if (this.keepaliveMs > 0 && now >= this.sentAt + this.keepaliveMs) {
+      this.stats.keepalives++;
+      this.transmit(encodeMessage({ method: BINDING, cls: StunClass.INDICATION, transactionId: this.options.random.bytes(TRANSACTION_ID_LENGTH), attributes: [] }));
+    }
   }
 
   /**
@@ -246,6 +276,7 @@ export class TurnClientCore {
    * TurnClientCoreStats.dropped). `data` is copied when it has to wait.
    */
   send(data: Uint8Array, peer: Endpoint, now: number): boolean {
+    this.now = now;
     if (this.phase !== 'allocated' || !this.granted?.relayed.some((r) => r.family === peer.family)) {
       this.stats.dropped++;
       return false;
@@ -304,7 +335,13 @@ export class TurnClientCore {
     return { data, peer };
   }
 
+  private transmit(data: Uint8Array): void {
+    this.sentAt = this.now;
+    this.actions.push({ kind: 'transmit', data });
+  }
+
   private issue(o: Outstanding): void {
+    this.sentAt = this.now;
     const id = this.nextId++;
     this.pending.set(id, o);
     this.stats.requests++;
@@ -352,6 +389,7 @@ export class TurnClientCore {
         const lifetimeS = msg.get(LIFETIME) ?? DEFAULT_LIFETIME_S;
         this.granted = { server: this.current, relayed, mapped: msg.get(XOR_MAPPED_ADDRESS), lifetimeS, addressErrors: allOf(msg, ADDRESS_ERROR_CODE) };
         this.phase = 'allocated';
+        this.sentAt = now;
         this.extend(lifetimeS, now);
         this.actions.push({ kind: 'allocated', allocation: this.granted });
         return;

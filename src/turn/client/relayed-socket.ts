@@ -1,8 +1,9 @@
 // The TURN client driver, RFC 8656: reaches the server over UDP, TCP or TLS (§3.1, §4),
 // runs the core's requests as STUN transactions on a StunClient (retransmission, RTO,
 // integrity checks of responses), arms one Clock timer at the core's nextTimerAt(), cuts
-// streams into STUN and ChannelData frames (§12.5), and presents the relayed transport
-// address as a PacketSocket: upper layers use it like any socket.
+// streams into STUN and ChannelData frames (§12.5), sends the core's keepalives over UDP,
+// and presents the relayed transport address as a PacketSocket: upper layers use it like
+// any socket.
 import {
   StreamFramer, endpoint, endpointKey, sameEndpoint,
   type Endpoint, type Env, type PacketHandler, type PacketSocket, type SocketStats, type StreamSocket, type Timer, type TlsClientOptions,
@@ -166,7 +167,8 @@ export class RelayedSocket implements PacketSocket {
     }
     this.stats.packetsOut++;
     this.stats.bytesOut += data.length;
-    // Sending changes no timer: the actions alone (transmissions, maybe a request).
+    // Sending only postpones the keepalive, which the timer finds not due yet: the actions
+    // alone (transmissions, maybe a request), no re-arming per datagram.
     this.flush();
   }
 

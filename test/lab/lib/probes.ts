@@ -163,7 +163,8 @@ export async function startCoturn(lab: Lab, host: Host, ports: readonly [number,
   }
 }
 
-function parseJson<T>(line: string, accept: (v: Partial<T> & Record<string, unknown>) => boolean): T | undefined {
+/** `line` as JSON when it is an object that `accept` takes, else undefined. */
+export function parseJson<T>(line: string, accept: (v: Partial<T> & Record<string, unknown>) => boolean): T | undefined {
   try {
     const v = JSON.parse(line) as unknown;
     return typeof v === 'object' && v !== null && accept(v as Partial<T> & Record<string, unknown>) ? (v as T) : undefined;
