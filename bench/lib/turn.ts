@@ -1,12 +1,16 @@
 // `npm run bench -- --only turn`: TURN relay throughput and memory per allocation, natkit's
-// TurnServer next to coturn's turnserver on UDP loopback, with one load tool for both
-// (bench/native/turn-load.c: an allocation, a permission, channel 0x4000 and a window of
-// ChannelData to a peer socket of its own that echoes back through the relay). Each server
-// is a child on one CPU (taskset when possible), the tool on another. Per run and server:
-// throughput with 100- and 1000-byte payloads, then memory: the server's RSS before and
-// while the tool holds ALLOCATIONS allocations (one UDP socket each), divided by their number.
+// TurnServer next to coturn's turnserver and node-turn (npm, pure JavaScript) on UDP
+// loopback, with one load tool for all (bench/native/turn-load.c: an allocation, a
+// permission, then a window of datagrams to a peer socket of its own that echoes back
+// through the relay: ChannelData on channel 0x4000 in mode `channel`, Send indications out
+// and Data indications back in mode `send`). Each server is a child on one CPU (taskset when
+// possible), the tool on another. Per run and server: throughput in both modes with 100- and
+// 1000-byte payloads, then memory: the server's RSS before and while the tool holds
+// ALLOCATIONS allocations (one UDP socket each), divided by their number. A mode in which
+// nothing at all comes back (node-turn drops ChannelData) is reported as unsupported.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,20 +22,41 @@ import { freeUdpPort, waitForStun } from './stun-probe.ts';
 const SOURCE = fileURLToPath(new URL('../native/turn-load.c', import.meta.url));
 const BINARY = fileURLToPath(new URL('../native/build/turn-load', import.meta.url));
 const NATKIT_SERVER = fileURLToPath(new URL('../servers/natkit-turn.ts', import.meta.url));
+const NODE_TURN_SERVER = fileURLToPath(new URL('../servers/node-turn.ts', import.meta.url));
 const READY_MS = 15_000;
 /** Payload sizes measured, bytes. */
 export const TURN_SIZES = [100, 1000] as const;
+/** How data crosses the relay: ChannelData both ways, or Send indications out and Data indications back. */
+export type TurnMode = 'channel' | 'send';
+/** Modes measured, in order. */
+export const TURN_MODES: readonly TurnMode[] = ['channel', 'send'];
+const MODE_TEXT: Readonly<Record<TurnMode, string>> = { channel: 'ChannelData', send: 'Send/Data indications' };
 /** Allocations held for the memory figure (one socket each in the tool and in the server). */
 export const TURN_ALLOCATIONS = 1000;
 const USER = ['--user', 'bench', '--pass', 'benchpass'] as const;
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const fix = (n: number | undefined, d: number): string => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d));
 
 /** The servers compared. */
-export type TurnServerId = 'natkit' | 'coturn';
-const SERVER_IDS: readonly TurnServerId[] = ['natkit', 'coturn'];
-const LABELS: Readonly<Record<TurnServerId, string>> = { natkit: 'natkit TurnServer', coturn: 'coturn turnserver' };
+export type TurnServerId = 'natkit' | 'coturn' | 'node-turn';
+const SERVER_IDS: readonly TurnServerId[] = ['natkit', 'coturn', 'node-turn'];
+const LABELS: Readonly<Record<TurnServerId, string>> = { natkit: 'natkit TurnServer', coturn: 'coturn turnserver', 'node-turn': 'node-turn' };
+/** What the table says when a server relays nothing at all in a mode. */
+const UNSUPPORTED: Readonly<Record<TurnMode, string>> = { channel: 'no ChannelData', send: 'no Send/Data indications' };
+
+/** The installed node-turn's version, or undefined when it is not installed. */
+export function nodeTurnVersion(): string | undefined {
+  try {
+    const pkg = createRequire(import.meta.url).resolve('node-turn/package.json');
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? '?';
+  } catch {
+    return undefined;
+  }
+}
 
 /** What the tool prints for one throughput run (bench/native/turn-load.c). */
 export interface TurnLoad {
+  readonly mode: TurnMode;
   readonly size: number;
   readonly sent: number;
   readonly received: number;
@@ -56,8 +81,9 @@ export interface TurnRun {
   readonly kibPerAllocation: number | undefined;
 }
 
-/** Medians of one server at one payload size. */
+/** Medians of one server in one mode at one payload size. */
 export interface TurnMedian {
+  readonly mode: TurnMode;
   readonly size: number;
   readonly pps: number;
   readonly mbps: number;
@@ -75,13 +101,15 @@ export interface TurnServerResult {
   error?: string;
   readonly runs: TurnRun[];
   medians?: TurnMedian[];
+  /** Modes in which nothing came back in any run, with the datagrams sent (measured interval). */
+  unsupported?: { readonly mode: TurnMode; readonly sent: number }[];
   kibPerAllocation?: number;
 }
 
-/** natkit's figures over coturn's. */
+/** natkit's figures over another server's. */
 export interface TurnRatios {
-  /** Relayed datagrams/s per payload size (higher is better). */
-  readonly pps: readonly { readonly size: number; readonly ratio: number }[];
+  /** Relayed datagrams/s per mode and payload size (higher is better). */
+  readonly pps: readonly { readonly mode: TurnMode; readonly size: number; readonly ratio: number }[];
   /** Memory per allocation (lower is better). */
   readonly memory: number | undefined;
 }
@@ -90,6 +118,7 @@ export interface TurnBenchResult {
   readonly config: { readonly durationS: number; readonly warmupS: number; readonly window: number; readonly timeoutMs: number; readonly runs: number; readonly allocations: number; readonly pinning: string };
   readonly servers: TurnServerResult[];
   readonly natkitVsCoturn: TurnRatios | undefined;
+  readonly natkitVsNodeTurn: TurnRatios | undefined;
 }
 
 export interface TurnBenchOptions {
@@ -129,6 +158,14 @@ const pinned = (cpu: string | undefined, command: string, args: readonly string[
 async function startServer(id: TurnServerId, o: TurnBenchOptions): Promise<Started> {
   if (id === 'natkit') {
     const child = o.children.spawn('natkit TurnServer', ...pinned(o.pinning.server, process.execPath, [NATKIT_SERVER, '--port', '0']));
+    const port = await waitForLine(child, (l) => (/^\{"ready":true,"port":(\d+)\}$/.exec(l)?.[1]), READY_MS, o.signal).catch(async (err: unknown) => {
+      await o.children.stop(child, 1000);
+      throw err;
+    });
+    return { child, port: Number(port) };
+  }
+  if (id === 'node-turn') {
+    const child = o.children.spawn('node-turn', ...pinned(o.pinning.server, process.execPath, [NODE_TURN_SERVER, '--port', '0']));
     const port = await waitForLine(child, (l) => (/^\{"ready":true,"port":(\d+)\}$/.exec(l)?.[1]), READY_MS, o.signal).catch(async (err: unknown) => {
       await o.children.stop(child, 1000);
       throw err;
@@ -197,26 +234,39 @@ async function memoryPerAllocation(server: Started, o: TurnBenchOptions): Promis
   }
 }
 
-/** One server, one run: throughput at each size on one server process, then memory on the same. */
+/** Nothing came back at all: the server does not relay this mode (it is not just slow). */
+const relayedNothing = (load: TurnLoad): boolean => load.received === 0 && load.sent > 0;
+
+/**
+ * One server, one run: throughput in each mode at each size on one server process, then
+ * memory on the same. A mode in which nothing comes back is not tried at the other sizes.
+ */
 async function measureRun(id: TurnServerId, run: number, o: TurnBenchOptions): Promise<TurnRun> {
   const server = await startServer(id, o);
   try {
     const loads: TurnRun['loads'][number][] = [];
-    for (const size of TURN_SIZES) {
-      o.signal.throwIfAborted();
-      const cpu0 = processCpuSeconds(server.child.pid);
-      const t0 = performance.now();
-      const load = await runTool<TurnLoad>([
-        '--port', String(server.port), ...USER, '--size', String(size), '--window', String(o.window),
-        '--duration-s', String(o.durationS), '--warmup-s', String(o.warmupS), '--timeout-ms', String(o.timeoutMs),
-      ], o, (o.warmupS + o.durationS) * 1000 + 20_000);
-      const cpu1 = processCpuSeconds(server.child.pid);
-      const serverCpuPct = cpu0 === undefined || cpu1 === undefined ? undefined : (100 * (cpu1 - cpu0)) / ((performance.now() - t0) / 1000);
-      loads.push({ load, serverCpuPct });
-      o.progress(
-        `turn: run ${run}/${o.runs} ${id} ${size} B: ${Math.round(load.relayed_pps).toLocaleString('en-US')} datagrams/s relayed, ` +
-        `${load.relayed_mbps.toFixed(1)} Mbit/s, loss ${load.loss_pct.toFixed(2)} %, p50 ${load.p50_us} µs, server CPU ${serverCpuPct?.toFixed(0) ?? '?'} %`,
-      );
+    for (const mode of TURN_MODES) {
+      for (const size of TURN_SIZES) {
+        o.signal.throwIfAborted();
+        const cpu0 = processCpuSeconds(server.child.pid);
+        const t0 = performance.now();
+        const load = await runTool<TurnLoad>([
+          '--port', String(server.port), ...USER, '--size', String(size), '--window', String(o.window),
+          '--duration-s', String(o.durationS), '--warmup-s', String(o.warmupS), '--timeout-ms', String(o.timeoutMs),
+          ...(mode === 'send' ? ['--send'] : []),
+        ], o, (o.warmupS + o.durationS) * 1000 + 20_000);
+        const cpu1 = processCpuSeconds(server.child.pid);
+        const serverCpuPct = cpu0 === undefined || cpu1 === undefined ? undefined : (100 * (cpu1 - cpu0)) / ((performance.now() - t0) / 1000);
+        loads.push({ load, serverCpuPct });
+        if (relayedNothing(load)) {
+          o.progress(`turn: run ${run}/${o.runs} ${id} ${mode} ${size} B: none of ${int(load.sent)} datagrams came back: ${UNSUPPORTED[mode]}, skipping the other sizes`);
+          break;
+        }
+        o.progress(
+          `turn: run ${run}/${o.runs} ${id} ${mode} ${size} B: ${int(load.relayed_pps)} datagrams/s relayed, ` +
+          `${load.relayed_mbps.toFixed(1)} Mbit/s, loss ${load.loss_pct.toFixed(2)} %, p50 ${load.p50_us} µs, server CPU ${serverCpuPct?.toFixed(0) ?? '?'} %`,
+        );
+      }
     }
     const kibPerAllocation = await memoryPerAllocation(server, o);
     o.progress(`turn: run ${run}/${o.runs} ${id}: ${kibPerAllocation?.toFixed(1) ?? '?'} KiB RSS per allocation (${TURN_ALLOCATIONS} held)`);
@@ -227,13 +277,25 @@ async function measureRun(id: TurnServerId, run: number, o: TurnBenchOptions): P
   }
 }
 
-/** Medians of each figure over the runs, per size; undefined without runs. */
-export function summariseTurn(runs: readonly TurnRun[]): { medians: TurnMedian[]; kibPerAllocation: number | undefined } | undefined {
+/**
+ * Medians of each figure over the runs, per mode and size (those measured); a mode in which
+ * nothing came back in any run is unsupported instead. Undefined without runs.
+ */
+export function summariseTurn(runs: readonly TurnRun[]): {
+  medians: TurnMedian[]; unsupported: { mode: TurnMode; sent: number }[]; kibPerAllocation: number | undefined;
+} | undefined {
   if (runs.length === 0) return undefined;
-  const medians = TURN_SIZES.map((size): TurnMedian => {
-    const at = runs.flatMap((r) => r.loads.filter((l) => l.load.size === size));
+  const all = runs.flatMap((r) => r.loads);
+  const unsupported = TURN_MODES.flatMap((mode) => {
+    const inMode = all.filter((l) => l.load.mode === mode).map((l) => l.load);
+    return inMode.length > 0 && inMode.every(relayedNothing) ? [{ mode, sent: inMode.reduce((n, l) => n + l.sent, 0) }] : [];
+  });
+  const medians = TURN_MODES.filter((mode) => !unsupported.some((u) => u.mode === mode)).flatMap((mode) => TURN_SIZES.flatMap((size): TurnMedian[] => {
+    const at = all.filter((l) => l.load.mode === mode && l.load.size === size);
+    if (at.length === 0) return [];
     const cpu = at.flatMap((l) => (l.serverCpuPct === undefined ? [] : [l.serverCpuPct]));
-    return {
+    return [{
+      mode,
       size,
       pps: median(at.map((l) => l.load.relayed_pps)),
       mbps: median(at.map((l) => l.load.relayed_mbps)),
@@ -241,30 +303,33 @@ export function summariseTurn(runs: readonly TurnRun[]): { medians: TurnMedian[]
       p50Us: median(at.map((l) => l.load.p50_us)),
       p99Us: median(at.map((l) => l.load.p99_us)),
       serverCpuPct: cpu.length === 0 ? undefined : median(cpu),
-    };
-  });
+    }];
+  }));
   const memory = runs.flatMap((r) => (r.kibPerAllocation === undefined ? [] : [r.kibPerAllocation]));
-  return { medians, kibPerAllocation: memory.length === 0 ? undefined : median(memory) };
+  return { medians, unsupported, kibPerAllocation: memory.length === 0 ? undefined : median(memory) };
 }
 
-/** natkit over coturn, where both have figures. */
-export function turnRatios(servers: readonly TurnServerResult[]): TurnRatios | undefined {
+/** natkit over `other` (coturn unless told), per mode and size where both have figures. */
+export function turnRatios(servers: readonly TurnServerResult[], other: Exclude<TurnServerId, 'natkit'> = 'coturn'): TurnRatios | undefined {
   const natkit = servers.find((s) => s.id === 'natkit');
-  const coturn = servers.find((s) => s.id === 'coturn');
-  const pps = TURN_SIZES.flatMap((size) => {
-    const r = ratio(natkit?.medians?.find((m) => m.size === size)?.pps, coturn?.medians?.find((m) => m.size === size)?.pps);
-    return r === undefined ? [] : [{ size, ratio: r }];
-  });
-  const memory = ratio(natkit?.kibPerAllocation, coturn?.kibPerAllocation);
+  const them = servers.find((s) => s.id === other);
+  const at = (s: TurnServerResult | undefined, mode: TurnMode, size: number): number | undefined => s?.medians?.find((m) => m.mode === mode && m.size === size)?.pps;
+  const pps = TURN_MODES.flatMap((mode) => TURN_SIZES.flatMap((size) => {
+    const r = ratio(at(natkit, mode, size), at(them, mode, size));
+    return r === undefined ? [] : [{ mode, size, ratio: r }];
+  }));
+  const memory = ratio(natkit?.kibPerAllocation, them?.kibPerAllocation);
   return pps.length === 0 && memory === undefined ? undefined : { pps, memory };
 }
 
-/** Runs both servers `runs` times (interleaved) and summarises. */
+/** Runs every server `runs` times (interleaved) and summarises. */
 export async function runTurnBench(o: TurnBenchOptions): Promise<TurnBenchResult> {
   const hasCoturn = spawnSync('sh', ['-c', 'command -v turnserver']).status === 0;
+  const nodeTurn = nodeTurnVersion();
+  const version: Readonly<Record<TurnServerId, string | undefined>> = { natkit: undefined, coturn: coturnPackageVersion(), 'node-turn': nodeTurn };
+  const installed: Readonly<Record<TurnServerId, boolean>> = { natkit: true, coturn: hasCoturn, 'node-turn': nodeTurn !== undefined };
   const servers: TurnServerResult[] = SERVER_IDS.map((id) => ({
-    id, label: id === 'coturn' && coturnPackageVersion() !== undefined ? `${LABELS[id]} ${coturnPackageVersion()!}` : LABELS[id],
-    status: id === 'coturn' && !hasCoturn ? 'not installed' : 'ok', runs: [],
+    id, label: version[id] === undefined ? LABELS[id] : `${LABELS[id]} ${version[id]}`, status: installed[id] ? 'ok' : 'not installed', runs: [],
   }));
   for (let run = 1; run <= o.runs; run++) {
     for (const s of servers.filter((x) => x.status === 'ok')) {
@@ -282,42 +347,64 @@ export async function runTurnBench(o: TurnBenchOptions): Promise<TurnBenchResult
     const summary = s.status === 'ok' ? summariseTurn(s.runs) : undefined;
     if (summary === undefined) continue;
     s.medians = summary.medians;
+    if (summary.unsupported.length > 0) s.unsupported = summary.unsupported;
     if (summary.kibPerAllocation !== undefined) s.kibPerAllocation = summary.kibPerAllocation;
   }
   const { durationS, warmupS, window, timeoutMs, runs } = o;
-  return { config: { durationS, warmupS, window, timeoutMs, runs, allocations: TURN_ALLOCATIONS, pinning: o.pinning.description }, servers, natkitVsCoturn: turnRatios(servers) };
+  return {
+    config: { durationS, warmupS, window, timeoutMs, runs, allocations: TURN_ALLOCATIONS, pinning: o.pinning.description }, servers,
+    natkitVsCoturn: turnRatios(servers, 'coturn'), natkitVsNodeTurn: turnRatios(servers, 'node-turn'),
+  };
 }
 
-const int = (n: number): string => Math.round(n).toLocaleString('en-US');
-const fix = (n: number | undefined, d: number): string => (n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d));
+
+/** natkit over one other server, per mode: the ratios, or why there are none. */
+function ratioLine(r: TurnBenchResult, other: Exclude<TurnServerId, 'natkit'>, x: TurnRatios | undefined): string | undefined {
+  if (x === undefined) return undefined;
+  const parts = TURN_MODES.flatMap((mode) => {
+    const at = x.pps.filter((p) => p.mode === mode);
+    if (at.length > 0) return [`${at.map((p, i) => `${p.ratio.toFixed(2)}× ${i === 0 ? 'datagrams/s ' : ''}at ${p.size} B`).join(', ')} with ${MODE_TEXT[mode]}`];
+    const lacking = r.servers.filter((s) => (s.id === 'natkit' || s.id === other) && s.unsupported?.some((u) => u.mode === mode));
+    return lacking.length === 0 ? [] : [`${MODE_TEXT[mode]}: none (${lacking.map((s) => s.id).join(', ')} unsupported)`];
+  });
+  if (x.memory !== undefined) parts.push(`${x.memory.toFixed(2)}× memory per allocation`);
+  return `natkit / ${other}: ${parts.join('; ')}`;
+}
 
 /** The section people read. */
 export function formatTurnBench(r: TurnBenchResult): string {
   const c = r.config;
   const lines = [
-    'TURN relay over UDP loopback: one load tool (bench/native/turn-load.c) for both servers, one server at a time',
-    `load: 1 allocation, channel 0x4000, ${c.window} ChannelData datagrams in flight to a peer socket that echoes through the relay; ` +
-    `${c.durationS} s measured after ${c.warmupS} s warm-up, timeout ${c.timeoutMs} ms; ${c.runs} run${c.runs > 1 ? 's' : ''} per server, medians`,
+    'TURN relay over UDP loopback: one load tool (bench/native/turn-load.c) for all servers, one server at a time',
+    `load: 1 allocation, a permission, ${c.window} datagrams in flight to a peer socket that echoes through the relay — ` +
+    'mode channel: ChannelData on channel 0x4000 both ways; mode send: Send indications out, Data indications back',
+    `${c.durationS} s measured after ${c.warmupS} s warm-up, timeout ${c.timeoutMs} ms; ${c.runs} run${c.runs > 1 ? 's' : ''} per server, medians; ` +
+    'unsupported = not one datagram came back in that mode',
     `datagrams/s and Mbit/s count both directions through the server (payload bytes); memory = RSS growth for ${c.allocations} allocations held`,
     `pinning: ${c.pinning}`,
     '',
   ];
-  const table: string[][] = [['server', 'payload B', 'datagrams/s', 'Mbit/s', 'loss %', 'p50 µs', 'p99 µs', 'server CPU %', 'KiB/allocation']];
+  const head = ['server', 'mode', 'payload B', 'datagrams/s', 'Mbit/s', 'loss %', 'p50 µs', 'p99 µs', 'server CPU %', 'KiB/allocation'];
+  const modeWidth = Math.max(head[1]!.length, ...TURN_MODES.map((m) => m.length));
+  const table: string[][] = [head];
   for (const s of r.servers) {
     if (s.status !== 'ok' || s.medians === undefined) {
       table.push([s.label, s.status === 'failed' ? `failed: ${s.error ?? '?'}` : s.status]);
       continue;
     }
-    for (const m of s.medians) {
-      table.push([s.label, String(m.size), int(m.pps), fix(m.mbps, 1), fix(m.lossPct, 2), int(m.p50Us), int(m.p99Us), fix(m.serverCpuPct, 0), fix(s.kibPerAllocation, 1)]);
+    for (const mode of TURN_MODES) {
+      const gap = s.unsupported?.find((u) => u.mode === mode);
+      if (gap !== undefined) {
+        table.push([s.label, `${mode.padEnd(modeWidth)}  unsupported: ${UNSUPPORTED[mode]} (0 of ${int(gap.sent)} datagrams came back)`]);
+        continue;
+      }
+      for (const m of s.medians.filter((x) => x.mode === mode)) {
+        table.push([s.label, mode, String(m.size), int(m.pps), fix(m.mbps, 1), fix(m.lossPct, 2), int(m.p50Us), int(m.p99Us), fix(m.serverCpuPct, 0), fix(s.kibPerAllocation, 1)]);
+      }
     }
   }
-  lines.push(alignColumns(table));
-  const x = r.natkitVsCoturn;
-  if (x !== undefined) {
-    lines.push('');
-    const pps = x.pps.map((p) => `${p.ratio.toFixed(2)}× datagrams/s at ${p.size} B`).join(', ');
-    lines.push(`natkit / coturn: ${pps}${x.memory === undefined ? '' : `; ${x.memory.toFixed(2)}× memory per allocation`}`);
-  }
+  lines.push(alignColumns(table, [0, 1]));
+  const ratios = [ratioLine(r, 'coturn', r.natkitVsCoturn), ratioLine(r, 'node-turn', r.natkitVsNodeTurn)].filter((l) => l !== undefined);
+  if (ratios.length > 0) lines.push('', ...ratios);
   return lines.join('\n');
 }

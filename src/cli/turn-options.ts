@@ -6,7 +6,7 @@ import { endpoint, type Endpoint, type TlsServerOptions } from '../net/index.ts'
 import { localAddressToward } from '../net/node/index.ts';
 import { parsePrefix, type TurnListen, type TurnServer, type TurnServerOptions, type TurnServerStats, type TurnUserSecret } from '../turn/index.ts';
 import { ipFamily, type IpFamily } from '../util/index.ts';
-import { UsageError, intOption, readOptionFile, stringOption, type CommandContext, type OptionSpec } from './command.ts';
+import { UsageError, flag, intOption, readOptionFile, stringOption, type CommandContext, type OptionSpec } from './command.ts';
 import { addressOption, asUsage, listOption } from './server-options.ts';
 
 /** The TURN options, their environment variables named `${envPrefix}NAME` (NATKIT_TURN_REALM…). */
@@ -31,6 +31,10 @@ export function turnOptionSpecs(envPrefix: string): Record<string, OptionSpec> {
     'user-quota': { type: 'string', valueName: 'N', env: `${envPrefix}USER_QUOTA`, default: '10', description: 'live allocations per username at most (then 486)' },
     'max-lifetime': { type: 'string', valueName: 'S', env: `${envPrefix}MAX_LIFETIME`, default: '3600', description: 'longest allocation lifetime granted, seconds (600 or more)' },
     bandwidth: { type: 'string', valueName: 'BYTES/S', env: `${envPrefix}BANDWIDTH`, default: '0', description: 'relayed bytes per second per allocation; 0 for no limit' },
+    'legacy-channels': {
+      type: 'boolean', env: `${envPrefix}LEGACY_CHANNELS`,
+      description: 'accept RFC 5766 channel numbers 0x4000-0x7FFF (coturn\'s turnutils_uclient), not only RFC 8656\'s 0x4000-0x4FFF',
+    },
   };
 }
 
@@ -93,6 +97,7 @@ export async function turnSettings(ctx: CommandContext, listen: readonly string[
     // RFC 8656 §7.2: 600 s is the default lifetime, so a maximum below it means nothing.
     maxLifetimeS: intOption(ctx, 'max-lifetime', 600, 86_400) ?? 3600,
     ...(bandwidth > 0 && { bandwidth: { bytesPerS: bandwidth } }),
+    legacyChannels: flag(ctx, 'legacy-channels'),
     signal: ctx.signal,
   };
   return { options, relay, usersFile };

@@ -5,6 +5,7 @@
 // dropped, and a throw in any callback ends the connection instead of escaping.
 import { DecodeError } from '../util/index.ts';
 import { StreamFramer } from './framing.ts';
+import type { MuxRange } from './mux.ts';
 import type { Clock, StreamSocket, Timer } from './types.ts';
 
 /** How connections ended, counted by their server. */
@@ -27,6 +28,8 @@ export interface FramedSessionOptions {
   readonly idleTimeoutMs: number;
   /** Largest message accepted, padding included. */
   readonly maxMessageBytes: number;
+  /** First bytes framed as ChannelData (StreamFramerOptions.channelData). @default MUX_TURN_CHANNEL */
+  readonly channelData?: MuxRange;
   /** Consecutive writes that find the send buffer over its high-water mark before the peer is dropped. */
   readonly maxBackloggedWrites: number;
   /** One framed message (a view that stays valid). */
@@ -59,7 +62,7 @@ export class FramedSession {
   constructor(stream: StreamSocket, options: FramedSessionOptions) {
     this.stream = stream;
     this.o = options;
-    this.framer = new StreamFramer({ maxMessageBytes: options.maxMessageBytes });
+    this.framer = new StreamFramer({ maxMessageBytes: options.maxMessageBytes, ...(options.channelData !== undefined && { channelData: options.channelData }) });
     this.lastActivity = options.clock.now();
     stream.onClose((error) => this.onClosed(error));
     stream.onData((chunk) => this.guard(() => this.onData(chunk)));

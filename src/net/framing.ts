@@ -2,16 +2,24 @@
 // ChannelData, told apart by the first byte as in RFC 7983 §7.
 //   STUN (first byte 0–3): 20-byte header whose bytes 2–3 are the body length, a
 //     multiple of 4 (RFC 8489 §5, §6.2.2).
-//   ChannelData (first byte 0x40–0x4F): 4-byte header whose bytes 2–3 are the data
-//     length; over streams the message is padded to a multiple of 4 (RFC 8656 §12.5).
+//   ChannelData (first byte 0x40–0x4F, or up to 0x7F for RFC 5766 §11's channel numbers
+//     when the caller says so): 4-byte header whose bytes 2–3 are the data length; over
+//     streams the message is padded to a multiple of 4 (RFC 8656 §12.5).
 // Anything else cannot be framed: the caller closes the connection (RFC 8656 §12.5 gives
 // no way to resynchronise a stream).
-import { DecodeError } from '../util/index.ts';
+import { DecodeError, NatkitError } from '../util/index.ts';
+import { MUX_TURN_CHANNEL, type MuxRange } from './mux.ts';
 
 /** Settings of a StreamFramer. */
 export interface StreamFramerOptions {
   /** Largest message accepted, header and padding included; a longer one is a framing error. @default 65555 */
   readonly maxMessageBytes?: number;
+  /**
+   * First bytes framed as ChannelData: MUX_TURN_CHANNEL (RFC 8656 §12), or 0x40–0x7F on a
+   * TURN server accepting RFC 5766 §11's channel numbers (turn's channelDataRange()).
+   * Must lie within 0x40–0x7F. @default MUX_TURN_CHANNEL
+   */
+  readonly channelData?: MuxRange;
 }
 
 /** Largest STUN message: 20-byte header plus the largest u16 length. */
@@ -29,6 +37,7 @@ export type MessageHandler = (message: Uint8Array) => void;
  */
 export class StreamFramer {
   private readonly maxMessageBytes: number;
+  private readonly channelData: MuxRange;
   /** The first bytes of a message whose length is not known yet. */
   private readonly prefix = new Uint8Array(PREFIX_BYTES);
   private prefixLength = 0;
@@ -41,8 +50,15 @@ export class StreamFramer {
   private streamOffset = 0;
   private failure: DecodeError | undefined;
 
+  /** Throws ERR_INVALID_ARGUMENT when `channelData` strays outside 0x40–0x7F. */
   constructor(options: StreamFramerOptions = {}) {
     this.maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.channelData = options.channelData ?? MUX_TURN_CHANNEL;
+    const { first, last } = this.channelData;
+    // ChannelData's first two bits are 01 (RFC 8656 §12.4, RFC 5766 §11.4): 0x40–0x7F at most.
+    if (!(first >= 0x40 && first <= last && last <= 0x7f)) {
+      throw new NatkitError('ERR_INVALID_ARGUMENT', `channelData: expected first bytes within 0x40–0x7f, got ${hexByte(first)}–${hexByte(last)}`);
+    }
   }
 
   /** Bytes held of a message not yet complete (non-zero at stream end means a truncated message). */
@@ -131,9 +147,9 @@ export class StreamFramer {
   /** Which message a first byte starts (RFC 7983 §7 ranges); records and throws a DecodeError for any other. */
   private kindOf(first: number, offset: number): 'stun' | 'channel-data' {
     if (first <= 3) return 'stun';
-    if (first >= 0x40 && first <= 0x4f) return 'channel-data';
-    const hex = `0x${first.toString(16).padStart(2, '0')}`;
-    throw this.fail(`expected a STUN (0x00–0x03) or ChannelData (0x40–0x4f) first byte, got ${hex}`, offset);
+    const { first: low, last: high } = this.channelData;
+    if (first >= low && first <= high) return 'channel-data';
+    throw this.fail(`expected a STUN (0x00–0x03) or ChannelData (${hexByte(low)}–${hexByte(high)}) first byte, got ${hexByte(first)}`, offset);
   }
 
   /** Message and wire sizes from the first 4 bytes; records and throws a DecodeError. */
@@ -157,4 +173,9 @@ export class StreamFramer {
     this.failure = new DecodeError(`stream framing: ${message}`, offset);
     return this.failure;
   }
+}
+
+/** `0x4f`, for messages. */
+function hexByte(b: number): string {
+  return `0x${b.toString(16).padStart(2, '0')}`;
 }

@@ -1,5 +1,5 @@
 // TURN numbers: RFC 8656 §17 (methods), §18 (attribute values), §19 (error codes),
-// §12 (channel numbers), §3.2/§7.2/§9/§11 (lifetimes).
+// §12 (channel numbers; RFC 5766 §11 for the legacy range), §3.2/§7.2/§9/§11 (lifetimes).
 
 /** TURN methods (RFC 8656 §17). */
 export const ALLOCATE = 0x003;
@@ -18,6 +18,8 @@ export const AddressFamily = { IPV4: 0x01, IPV6: 0x02 } as const;
 /** Channel numbers a client may bind (RFC 8656 §12): 0x4000–0x4FFF. */
 export const MIN_CHANNEL = 0x4000;
 export const MAX_CHANNEL = 0x4fff;
+/** Highest channel number of RFC 5766 §11 (0x4000–0x7FFF), which a server accepts with legacyChannels. */
+export const MAX_LEGACY_CHANNEL = 0x7fff;
 
 /** Allocation lifetime when the client asks for none or less (RFC 8656 §3.2, §7.2): 10 minutes. */
 export const DEFAULT_LIFETIME_S = 600;

@@ -4,10 +4,10 @@
 // through natkit to turnutils_peer (an echo peer) or to its own second client (-y). Its
 // totals must show no loss, and our relayed-byte counters must match its byte counts.
 //
-// uclient runs with -s (Send/Data indications): its ChannelBind picks numbers in RFC 5766's
-// 0x4000–0x7FFF, and RFC 8656 §12 narrowed the range to 0x4000–0x4FFF (0x5000 and up are
-// reserved for RFC 7983 demultiplexing), so our 400 to three in four of its channels is
-// the RFC's answer. Channels are covered end to end by test/e2e/turn-server.test.ts.
+// uclient runs with -s (Send/Data indications) against a default server, and with channels
+// against one started with legacyChannels: its ChannelBind picks numbers in RFC 5766 §11's
+// 0x4000–0x7FFF, which RFC 8656 §12 narrowed to 0x4000–0x4FFF (0x5000 and up went to RFC
+// 7983 demultiplexing), so a default server answers three in four of its binds with 400.
 // Without coturn every test fails and says what to install; nothing is skipped.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -91,7 +91,7 @@ describe('coturn turnutils_uclient → natkit TurnServer', () => {
     await peer?.reservation.release();
   });
 
-  const start = (): Promise<TurnServer> => TurnServer.start({
+  const start = (legacyChannels = false): Promise<TurnServer> => TurnServer.start({
     env: nodeEnv(),
     listen: [{ address: SERVER, port: 0 }],
     relayAddresses: [SERVER],
@@ -101,21 +101,26 @@ describe('coturn turnutils_uclient → natkit TurnServer', () => {
     // REST API usernames carry a Unix expiry: tell the server what its clock's zero is.
     epochOffsetMs: Date.now() - performance.now(),
     allowPeers: ['127.0.0.0/8'],
+    legacyChannels,
   });
   const port = (server: TurnServer, transport: 'udp' | 'tcp'): string => String(server.endpoints.find((e) => e.transport === transport)!.local.port);
-  const common = ['-n', String(MESSAGES), '-m', String(CLIENTS), '-l', String(LENGTH), '-c', '-s', '-z', '5'];
+  const common = ['-n', String(MESSAGES), '-m', String(CLIENTS), '-l', String(LENGTH), '-c', '-z', '5'];
+  const longTerm = (p: Endpoint): string[] => ['-u', USER, '-w', PASSWORD, '-e', p.address, '-r', String(p.port)];
 
-  const cases: { name: string; transport: 'udp' | 'tcp'; args: (peerAt: Endpoint) => string[] }[] = [
-    { name: 'UDP, long-term credentials, to turnutils_peer', transport: 'udp', args: (p) => ['-u', USER, '-w', PASSWORD, '-e', p.address, '-r', String(p.port)] },
-    { name: 'TCP, long-term credentials, to turnutils_peer', transport: 'tcp', args: (p) => ['-t', '-u', USER, '-w', PASSWORD, '-e', p.address, '-r', String(p.port)] },
-    { name: 'UDP, client to client (-y)', transport: 'udp', args: () => ['-y', '-u', USER, '-w', PASSWORD] },
-    { name: 'TCP, TURN REST API credentials (-W), to turnutils_peer', transport: 'tcp', args: (p) => ['-t', '-W', SECRET, '-u', USER, '-e', p.address, '-r', String(p.port)] },
+  /** `channels`: ChannelBind and ChannelData (server with legacyChannels) instead of -s. */
+  const cases: { name: string; transport: 'udp' | 'tcp'; channels: boolean; args: (peerAt: Endpoint) => string[] }[] = [
+    { name: 'UDP, long-term credentials, to turnutils_peer', transport: 'udp', channels: false, args: longTerm },
+    { name: 'TCP, long-term credentials, to turnutils_peer', transport: 'tcp', channels: false, args: (p) => ['-t', ...longTerm(p)] },
+    { name: 'UDP, client to client (-y)', transport: 'udp', channels: false, args: () => ['-y', '-u', USER, '-w', PASSWORD] },
+    { name: 'TCP, TURN REST API credentials (-W), to turnutils_peer', transport: 'tcp', channels: false, args: (p) => ['-t', '-W', SECRET, '-u', USER, '-e', p.address, '-r', String(p.port)] },
+    { name: 'UDP with channels (legacyChannels), long-term credentials, to turnutils_peer', transport: 'udp', channels: true, args: longTerm },
+    { name: 'TCP with channels (legacyChannels), long-term credentials, to turnutils_peer', transport: 'tcp', channels: true, args: (p) => ['-t', ...longTerm(p)] },
   ];
   for (const c of cases) {
     test(c.name, noLeaks(async () => {
       assert.ok(peer, 'turnutils_peer started');
-      await using server = await start();
-      const totals = await uclient([...common, ...c.args(peer.at), '-p', port(server, c.transport), '-L', SERVER, SERVER]);
+      await using server = await start(c.channels);
+      const totals = await uclient([...common, ...(c.channels ? [] : ['-s']), ...c.args(peer.at), '-p', port(server, c.transport), '-L', SERVER, SERVER]);
       const s: TurnServerStats = server.stats;
       assert.equal(totals.lost, 0, 'no message lost');
       assert.equal(totals.sentMsgs, MESSAGES * CLIENTS);
@@ -128,6 +133,11 @@ describe('coturn turnutils_uclient → natkit TurnServer', () => {
       assert.ok(s.allocationsCreated >= CLIENTS, `allocations: ${s.allocationsCreated}`);
       assert.equal(s.authFailures, 0);
       assert.equal(s.internalErrors, 0);
+      // With channels every bind succeeds and the data rides ChannelData: no 400, no Send.
+      if (c.channels) {
+        assert.equal(s.errors[400] ?? 0, 0, 'no ChannelBind refused');
+        assert.equal(s.dropped.malformed, 0);
+      }
     }, { settleMs: 3000 }));
   }
 
@@ -135,7 +145,7 @@ describe('coturn turnutils_uclient → natkit TurnServer', () => {
     assert.ok(peer, 'turnutils_peer started');
     await using server = await start();
     requireProgram('turnutils_uclient', INSTALL);
-    const r = await runProgram('turnutils_uclient', [...common, '-u', USER, '-w', 'wrong', '-e', PEER, '-r', String(peer.at.port), '-p', port(server, 'udp'), '-L', SERVER, SERVER], { timeoutMs: TOOL_MS });
+    const r = await runProgram('turnutils_uclient', [...common, '-s', '-u', USER, '-w', 'wrong', '-e', PEER, '-r', String(peer.at.port), '-p', port(server, 'udp'), '-L', SERVER, SERVER], { timeoutMs: TOOL_MS });
     assert.notEqual(r.status.code, 0, 'uclient fails');
     assert.ok(server.stats.authFailures >= 1, `auth failures: ${server.stats.authFailures}`);
     assert.equal(server.stats.allocationsCreated, 0);

@@ -1,10 +1,13 @@
 // StreamFramer: STUN (RFC 8489 §5) and padded ChannelData (RFC 8656 §12.5) on a byte
-// stream, across every kind of chunk boundary; garbage yields only our DecodeError.
+// stream, across every kind of chunk boundary; garbage yields only our DecodeError. The
+// ChannelData first bytes are a parameter: 0x40–0x4F by default, 0x40–0x7F for a TURN
+// server accepting RFC 5766 §11's channel numbers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { StreamFramer } from '../../src/net/index.ts';
-import { DecodeError } from '../../src/util/index.ts';
+import { MUX_RTP, StreamFramer } from '../../src/net/index.ts';
+import { channelDataRange } from '../../src/turn/index.ts';
+import { DecodeError, isNatkitError } from '../../src/util/index.ts';
 
 /** A message as it travels on the stream, and what the framer must hand out for it. */
 interface Framed {
@@ -128,6 +131,24 @@ for (const c of errorCases) {
     assert.throws(() => framer.push(sampleStream), DecodeError, 'a failed framer stays failed');
   });
 }
+
+test('legacy channels: first bytes 0x50–0x7f frame as ChannelData, across chunks; 0x80 still fails', () => {
+  const legacy = [channelData(0x50, Uint8Array.of(1, 2, 3)), stun(0x00, new Uint8Array(4)), channelData(0x7f, Uint8Array.of(9), 0xee)];
+  const stream = concat(legacy.map((f) => f.wire));
+  for (const cuts of [[], [1], [3, 9], Array.from({ length: stream.length - 1 }, (_, i) => i + 1)]) {
+    const framer = new StreamFramer({ channelData: channelDataRange({ legacyChannels: true }) });
+    assert.deepEqual(frame(stream, cuts, framer), legacy.map((f) => copy(f.message)), `cuts ${cuts.join(',')}`);
+  }
+  const framer = new StreamFramer({ channelData: channelDataRange({ legacyChannels: true }) });
+  assert.throws(() => framer.push(Uint8Array.of(0x80, 0, 0, 0)), (err: unknown) => err instanceof DecodeError && /0x40–0x7f/.test(err.message));
+  assert.equal(new StreamFramer({ channelData: channelDataRange() }).push(channelData(0x4f, Uint8Array.of(1)).wire).length, 1);
+});
+
+test('channelData outside 0x40–0x7f is refused at construction (ChannelData starts with bits 01)', () => {
+  for (const range of [MUX_RTP, { first: 0x3f, last: 0x4f, name: 'low' }, { first: 0x50, last: 0x4f, name: 'reversed' }]) {
+    assert.throws(() => new StreamFramer({ channelData: range }), (err: unknown) => isNatkitError(err, 'ERR_INVALID_ARGUMENT'), range.name);
+  }
+});
 
 test('the error offset counts bytes of earlier chunks', () => {
   const framer = new StreamFramer();

@@ -45,6 +45,8 @@ const permit = (c: TestClient, ...peers: Endpoint[]): number | undefined =>
 const bind = (c: TestClient, channel: number, peer: Endpoint): number | undefined =>
   errorOf(c.request(CHANNEL_BIND, [attr(CHANNEL_NUMBER, channel), attr(XOR_PEER_ADDRESS, peer)]));
 
+const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
+
 test('401 challenge: REALM, a nonce with the RFC 8489 cookie, PASSWORD-ALGORITHMS SHA-256 then MD5, no integrity', () => {
   const c = new TestClient(makeCore());
   const reply = c.request(ALLOCATE, [UDP], { anonymous: true });
@@ -352,6 +354,41 @@ test('ChannelBind: numbers outside 0x4000–0x4FFF → 400; bound channel carrie
   assert.ok(other?.kind === 'client');
   assert.equal(decodeMessage(other.data).method, DATA);
   assert.equal(c.send(encodeChannelData({ channel: 0x4001, data: Uint8Array.of(8) })).drop, 'unbound-channel');
+});
+
+const channelRanges: readonly { name: string; legacyChannels: boolean; accepted: readonly number[]; refused: readonly number[] }[] = [
+  { name: 'strict (RFC 8656 §12)', legacyChannels: false, accepted: [0x4000, 0x4fff], refused: [0x3fff, 0x5000, 0x7fff, 0x8000] },
+  { name: 'legacyChannels (RFC 5766 §11)', legacyChannels: true, accepted: [0x4000, 0x4fff, 0x5000, 0x7fff], refused: [0x3fff, 0x8000, 0xffff] },
+];
+for (const r of channelRanges) {
+  test(`ChannelBind range, ${r.name}: ${r.accepted.map(hex4).join(', ')} bound; ${r.refused.map(hex4).join(', ')} → 400`, () => {
+    const c = new TestClient(makeCore({ legacyChannels: r.legacyChannels }));
+    allocate(c, [attr(LIFETIME, 3600)]);
+    // One peer per number: a peer is bound to one channel at a time (RFC 8656 §11).
+    for (const [i, channel] of r.accepted.entries()) assert.equal(bind(c, channel, { ...PEER, port: 7000 + i }), undefined, hex4(channel));
+    for (const channel of r.refused) assert.equal(bind(c, channel, PEER2), 400, hex4(channel));
+  });
+}
+
+test('legacyChannels: ChannelData on 0x7fff is relayed both ways, over UDP and (padded) over TCP', () => {
+  for (const transport of ['udp', 'tcp'] as const) {
+    const framing = transport === 'udp' ? 'udp' : 'stream';
+    const c = new TestClient(makeCore({ legacyChannels: true }), 'alice', 'alice-pw', { address: '198.18.1.2', port: 40000, family: 4 }, transport);
+    const [relayed] = allocate(c);
+    assert.equal(bind(c, 0x7fff, PEER), undefined);
+    assert.deepEqual(c.send(encodeChannelData({ channel: 0x7fff, data: Uint8Array.of(8) }, framing, { legacyChannels: true })).output, {
+      kind: 'peer', from: relayed, to: PEER, data: Uint8Array.of(8), dontFragment: false,
+    }, transport);
+    const back = fromPeer(c, PEER, relayed!, Uint8Array.of(1, 2, 3)).output;
+    assert.ok(back?.kind === 'client');
+    assert.deepEqual(back.data, encodeChannelData({ channel: 0x7fff, data: Uint8Array.of(1, 2, 3) }, framing, { legacyChannels: true }), transport);
+  }
+});
+
+test('strict: ChannelData with a number past 0x4fff is malformed, not relayed', () => {
+  const c = new TestClient(makeCore());
+  allocate(c);
+  assert.equal(c.send(Uint8Array.of(0x50, 0x00, 0x00, 0x01, 8)).drop, 'malformed');
 });
 
 test('channel rebind rules (RFC 8656 §11): same pair refreshes; other pairings → 400 until 5 minutes after expiry', () => {

@@ -1,10 +1,11 @@
 // The TURN server's sans-I/O core, RFC 8656: Allocate (§7.2), Refresh (§7.5),
 // CreatePermission (§9.2), Send and Data indications (§10), ChannelBind (§11.2),
-// ChannelData (§12.5), with long-term credentials (RFC 8489 §9.2, auth.ts), a peer
-// policy (peer-policy.ts) and quotas. Bytes and the 5-tuple they came on (or the peer and
-// relayed address a datagram reached), plus the time, go in; at most one reply to the
-// client or one datagram to a peer comes out. Relayed addresses come from an injected
-// RelayAllocator; sockets, timers and the clock are the driver's.
+// ChannelData (§12.5; RFC 5766 §11's channel numbers on request), with long-term
+// credentials (RFC 8489 §9.2, auth.ts), a peer policy (peer-policy.ts) and quotas. Bytes
+// and the 5-tuple they came on (or the peer and relayed address a datagram reached), plus
+// the time, go in; at most one reply to the client or one datagram to a peer comes out.
+// Relayed addresses come from an injected RelayAllocator; sockets, timers and the clock
+// are the driver's.
 import { endpointKey, type Endpoint, type Random } from '../../net/index.ts';
 import { RateLimiter, type IpFamily, type RateLimiterOptions } from '../../util/index.ts';
 import { ByteWriter } from '../../wire/index.ts';
@@ -16,7 +17,9 @@ import {
   ADDITIONAL_ADDRESS_FAMILY, ADDRESS_ERROR_CODE, CHANNEL_NUMBER, DATA_ATTRIBUTE, DONT_FRAGMENT, EVEN_PORT, LIFETIME, REQUESTED_ADDRESS_FAMILY,
   REQUESTED_TRANSPORT, RESERVATION_TOKEN, XOR_PEER_ADDRESS, XOR_RELAYED_ADDRESS, allOf,
 } from '../attributes.ts';
-import { TurnDecodeError, decodeChannelData, encodeChannelData, isValidChannel, looksLikeChannelData } from '../channel-data.ts';
+import {
+  TurnDecodeError, channelOutOfRange, decodeChannelData, encodeChannelData, isValidChannel, looksLikeChannelData, type ChannelRangeOptions,
+} from '../channel-data.ts';
 import {
   ALLOCATE, AddressFamily, CHANNEL_BIND, CREATE_PERMISSION, DATA, DEFAULT_LIFETIME_S, REFRESH, RESERVATION_LIFETIME_S, SEND,
   TRANSPORT_UDP,
@@ -85,6 +88,11 @@ export interface TurnServerCoreOptions {
   readonly rateLimit?: RateLimiterOptions;
   /** Relayed application bytes per second per allocation, both directions together; beyond: dropped. @default unlimited */
   readonly bandwidth?: TurnBandwidthOptions;
+  /**
+   * Accept RFC 5766 §11's channel numbers 0x4000–0x7FFF in ChannelBind and ChannelData, for
+   * RFC 5766 clients (coturn's turnutils_uclient). @default false: RFC 8656 §12's 0x4000–0x4FFF
+   */
+  readonly legacyChannels?: boolean;
 }
 
 /** A per-allocation token bucket on relayed bytes (RFC 8656 §21.1.4: a client must not exhaust the server's bandwidth). */
@@ -128,6 +136,7 @@ export class TurnServerCore {
   private readonly maxPerUser: number;
   private readonly limits: { readonly maxPermissions: number; readonly maxChannels: number };
   private readonly dontFragment: boolean;
+  private readonly channelRange: ChannelRangeOptions;
   private readonly known: ReadonlySet<number>;
   private readonly allocationMap = new Map<string, Allocation>();
   /** endpointKey(relayed) → allocation. */
@@ -157,6 +166,7 @@ export class TurnServerCore {
     this.maxPerUser = options.maxAllocationsPerUser ?? 10;
     this.limits = { maxPermissions: options.maxPermissionsPerAllocation ?? 256, maxChannels: options.maxChannelsPerAllocation ?? 1024 };
     this.dontFragment = options.dontFragment ?? false;
+    this.channelRange = { legacyChannels: options.legacyChannels ?? false };
     this.known = new Set(this.dontFragment ? [...KNOWN, DONT_FRAGMENT.type] : KNOWN);
     this.indicationId = this.random.bytes(12);
     this.replies = new Replies(this.software, this.stats, this.auth);
@@ -450,7 +460,9 @@ export class TurnServerCore {
     const channel = msg.get(CHANNEL_NUMBER);
     const peer = msg.get(XOR_PEER_ADDRESS);
     if (channel === undefined || peer === undefined) return this.replies.error(input, msg, 400, 'Bad Request: CHANNEL-NUMBER or XOR-PEER-ADDRESS missing', c);
-    if (!isValidChannel(channel)) return this.replies.error(input, msg, 400, `Bad Request: channel 0x${channel.toString(16)} outside 0x4000–0x4fff`, c);
+    // RFC 8656 §12 narrowed RFC 5766 §11's 0x4000–0x7FFF to 0x4000–0x4FFF (0x5000 and up went
+    // to RFC 7983 demultiplexing); the old range only when the operator opts in.
+    if (!isValidChannel(channel, this.channelRange)) return this.replies.error(input, msg, 400, `Bad Request: ${channelOutOfRange(channel, this.channelRange)}`, c);
     const refused = this.refusePeer(c, found, peer);
     if (refused !== undefined) return refused;
     if (!found.canPermit(peer.address, input.now)) return this.replies.error(input, msg, 508, undefined, c);
@@ -484,7 +496,7 @@ export class TurnServerCore {
     let channel: number;
     let data: Uint8Array;
     try {
-      ({ channel, data } = decodeChannelData(input.data, { framing: input.transport === 'udp' ? 'udp' : 'stream' }));
+      ({ channel, data } = decodeChannelData(input.data, { ...this.channelRange, framing: input.transport === 'udp' ? 'udp' : 'stream' }));
     } catch (err) {
       if (err instanceof TurnDecodeError) return { drop: 'malformed' };
       throw err;
@@ -519,7 +531,7 @@ export class TurnServerCore {
     const channel = a.channelFor(input.peer, input.now);
     let bytes: Uint8Array;
     if (channel !== undefined) {
-      bytes = encodeChannelData({ channel, data }, to.transport === 'udp' ? 'udp' : 'stream');
+      bytes = encodeChannelData({ channel, data }, to.transport === 'udp' ? 'udp' : 'stream', this.channelRange);
     } else {
       if (data.length > MAX_INDICATION_DATA) return { drop: 'too-large' };
       const id = this.indicationId;

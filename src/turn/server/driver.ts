@@ -8,6 +8,7 @@
 // not expose; the core is told so (dontFragment false).
 import { FailureCounter, endpointKey, type Endpoint, type Env, type PacketSocket, type StreamListener, type StreamSocket, type Timer, type TlsServerOptions } from '../../net/index.ts';
 import { NatkitError, abortError, normalizeAddress, throwIfAborted, type RateLimiterOptions } from '../../util/index.ts';
+import { channelDataRange } from '../channel-data.ts';
 import { fiveTupleKey, type FiveTuple, type TurnTransport } from './allocation.ts';
 import type { TurnUserSecret } from './auth.ts';
 import { TurnServerCore, type TurnAllocationInfo, type TurnBandwidthOptions } from './core.ts';
@@ -79,6 +80,12 @@ export interface TurnServerOptions extends TurnStreamOptions {
   readonly rateLimit?: RateLimiterOptions | false;
   /** SOFTWARE text; false for none. @default 'natkit' */
   readonly software?: string | false;
+  /**
+   * Accept RFC 5766 §11's channel numbers 0x4000–0x7FFF (not RFC 8656 §12's 0x4000–0x4FFF)
+   * over UDP, TCP and TLS, for RFC 5766 clients such as coturn's turnutils_uclient. A caller
+   * sharing `udpSockets` must route first bytes 0x40–0x7F here (channelDataRange()). @default false
+   */
+  readonly legacyChannels?: boolean;
   /** Receives unexpected failures (counted in stats.internalErrors either way). @default env.logger.warn */
   readonly onError?: (error: Error) => void;
   /** Aborting closes the server (and rejects start while it binds). */
@@ -187,6 +194,7 @@ export class TurnServer implements AsyncDisposable {
         ...(options.maxChannelsPerAllocation !== undefined && { maxChannelsPerAllocation: options.maxChannelsPerAllocation }),
         ...(options.rateLimit !== false && { rateLimit: options.rateLimit ?? {} }),
         ...(options.bandwidth !== undefined && { bandwidth: options.bandwidth }),
+        ...(options.legacyChannels !== undefined && { legacyChannels: options.legacyChannels }),
       });
       const endpoints: TurnServerEndpoint[] = supplied.map((socket) => ({ transport: 'udp', local: socket.local }));
       const udp: PacketSocket[] = [...supplied];
@@ -338,6 +346,7 @@ export class TurnServer implements AsyncDisposable {
       this.streamStats.accepted++;
       const session = new TurnStreamSession({
         ...this.limits, clock: this.env.clock, stats: this.streamStats,
+        channelData: channelDataRange({ legacyChannels: this.options.legacyChannels ?? false }),
         onFrame: (s, frame) => this.onFrame(s, frame),
         hasAllocation: (tuple) => this.core.hasAllocation(tuple, this.env.clock.now()),
         fail: (err) => this.failures.fail(err),

@@ -4,7 +4,7 @@
 // allocation closes after idleTimeoutMs of silence; one with an allocation lives as long
 // as the allocation, which its client refreshes. Relayed data can outrun a slow reader
 // for a moment, so a client is dropped only after maxBackloggedWrites unread writes.
-import { FramedSession, type Clock, type FramedSessionStats, type StreamSocket } from '../../net/index.ts';
+import { FramedSession, type Clock, type FramedSessionStats, type MuxRange, type StreamSocket } from '../../net/index.ts';
 import type { FiveTuple } from './allocation.ts';
 
 /** Limits of the stream side of a TURN server. */
@@ -36,6 +36,8 @@ export function createTurnStreamStats(): TurnStreamStats {
 export interface TurnStreamContext extends Required<TurnStreamOptions> {
   readonly clock: Clock;
   readonly stats: TurnStreamStats;
+  /** First bytes framed as ChannelData: the channel numbers in force (channelDataRange()). */
+  readonly channelData: MuxRange;
   /** One framed message from the client (ChannelData with its padding). */
   readonly onFrame: (session: TurnStreamSession, frame: Uint8Array) => void;
   /** True while an allocation lives on the 5-tuple (the idle timeout then waits). */
