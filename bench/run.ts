@@ -3,8 +3,9 @@
 // one server at a time — the bare Node dgram responder (the reference), natkit's
 // StunServer and coturn — each a child process on its own CPU, the generator on another
 // (taskset). Prints responses/s, loss, p50/p99 latency and the ratios to the reference.
-// Then the sections: NAT discovery in the namespace lab (bench/lib/nat-check.ts) and the
-// TURN relay, natkit's TurnServer vs coturn (bench/lib/turn.ts).
+// Then the sections: NAT discovery in the namespace lab (bench/lib/nat-check.ts), the
+// TURN relay, natkit's TurnServer vs coturn (bench/lib/turn.ts), and the NAT matrix in the
+// namespace lab (bench/lib/punch.ts).
 // Every child is started through one registry and killed by PID on stop, error,
 // Ctrl-C or exit. Exit codes: 0 ok, 1 a server or the generator failed, 2 usage, 130 interrupted.
 import { spawnSync } from 'node:child_process';
@@ -18,6 +19,7 @@ import { USAGE, UsageError, parseBenchArgs, type BenchOptions } from './lib/opti
 import { formatProfile, summariseProfile, type ProfileSummary } from './lib/profile.ts';
 import { checkBenchUnavailable, formatCheckBench, runCheckBench } from './lib/nat-check.ts';
 import { formatTurnBench, prepareTurnLoad, runTurnBench } from './lib/turn.ts';
+import { punchSection } from './lib/punch.ts';
 import { addRatios, formatTable, medianMetrics, ratio, type Ratios, type ServerResult } from './lib/report.ts';
 import { SERVERS, coturnPackageVersion } from './lib/servers.ts';
 
@@ -215,6 +217,10 @@ async function main(argv: readonly string[], children: ChildRegistry, signal: Ab
   if (check !== undefined) sections.push(check);
   const turn = await turnSection(opts, env, children, signal);
   if (turn !== undefined) sections.push(turn);
+  if (opts.punch !== 'off') {
+    const about = `node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}`;
+    sections.push(await punchSection({ runs: opts.runs, signal, progress, required: opts.punch === 'on', about }));
+  }
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(Object.assign({}, ...sections.map((x) => x.json)), null, 2)}\n`);
   } else {

@@ -12,6 +12,10 @@ export const DEFAULT_SERVERS: readonly ServerId[] = ['bare', 'natkit', 'coturn']
 export const CHECK_SECTION = 'check';
 /** The TURN relay section's name in --only. */
 export const TURN_SECTION = 'turn';
+/** The NAT matrix section's name in --only. */
+export const PUNCH_SECTION = 'punch';
+/** The sections besides STUN throughput, by their name in --only. */
+const SECTIONS = [CHECK_SECTION, TURN_SECTION, PUNCH_SECTION] as const;
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -41,6 +45,12 @@ export interface BenchOptions {
    * otherwise. @default 'auto'
    */
   readonly turn: 'on' | 'auto' | 'off';
+  /**
+   * The NAT matrix section (natkit connect between kernel NATs in the namespace lab,
+   * bench/lib/punch.ts): 'on' when --only names it, 'auto' (run when root, else say
+   * skipped) without --only, 'off' otherwise. @default 'auto'
+   */
+  readonly punch: 'on' | 'auto' | 'off';
   /** Lab NAT presets the NAT discovery section runs on. @default port-restricted-cone, symmetric */
   readonly checkNats: readonly NatPreset[];
   /** Requests carry FINGERPRINT (RFC 8489 §14.7), as ICE agents send them. @default false */
@@ -65,18 +75,20 @@ Then NAT discovery in the namespace lab (needs root, else skipped): time and pac
 \`natkit check\` and coturn's \`turnutils_natdiscovery -m -f -H\` behind kernel NATs.
 Then TURN relay throughput (100- and 1000-byte ChannelData) and memory per allocation of
 natkit's TurnServer and coturn, with one native load tool (needs cc and libcrypto).
+Then the NAT matrix in the namespace lab (needs root, else skipped): two peers behind every
+pair of kernel NATs connect through \`natkit serve\`: outcome, path, time, packets.
 
 options:
   --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}; and/or
-                     ${CHECK_SECTION} for NAT discovery, ${TURN_SECTION} for the TURN relay
-                     (default ${DEFAULT_SERVERS.join(',')}, ${TURN_SECTION}, plus ${CHECK_SECTION} when root)
+                     ${CHECK_SECTION} for NAT discovery, ${TURN_SECTION} for the TURN relay, ${PUNCH_SECTION} for the NAT matrix
+                     (default ${DEFAULT_SERVERS.join(',')}, ${TURN_SECTION}, plus ${CHECK_SECTION} and ${PUNCH_SECTION} when root)
   --check-nats LIST  lab NATs for ${CHECK_SECTION}: ${CHECK_NATS.join(', ')}
                      (default ${DEFAULT_CHECK_NATS.join(',')})
   --duration-s N     measured seconds per run (default 3)
   --warmup-s N       warm-up seconds before each measurement (default 0.5)
   --window N         requests in flight (default 128)
   --timeout-ms N     a request unanswered this long is lost (default 200)
-  --runs N           runs per server (and per program and NAT); medians shown (default 3);
+  --runs N           runs per server (and per program and NAT, and per pair); medians shown (default 3);
                      ${TURN_SECTION} uses --duration-s, --warmup-s, --timeout-ms and --runs too, and --window
                      for the datagrams in flight
   --fingerprint      requests carry FINGERPRINT
@@ -131,23 +143,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   }
   const v = parsed.values;
   let only: ServerId[] = [...DEFAULT_SERVERS];
-  let check: BenchOptions['check'] = 'auto';
-  let turn: BenchOptions['turn'] = 'auto';
+  const sections: Record<(typeof SECTIONS)[number], 'on' | 'auto' | 'off'> = { check: 'auto', turn: 'auto', punch: 'auto' };
   if (v.only !== undefined) {
     only = [];
-    check = 'off';
-    turn = 'off';
+    for (const section of SECTIONS) sections[section] = 'off';
     for (const name of v.only.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
-      if (name === CHECK_SECTION || name === TURN_SECTION) {
-        if (name === CHECK_SECTION) check = 'on';
-        else turn = 'on';
+      const section = SECTIONS.find((s) => s === name);
+      if (section !== undefined) {
+        sections[section] = 'on';
         continue;
       }
       const id = SERVER_IDS.find((s) => s === name);
-      if (id === undefined) throw new UsageError(`--only: expected some of ${[...SERVER_IDS, CHECK_SECTION, TURN_SECTION].join(', ')}, got "${name}"`);
+      if (id === undefined) throw new UsageError(`--only: expected some of ${[...SERVER_IDS, ...SECTIONS].join(', ')}, got "${name}"`);
       if (!only.includes(id)) only.push(id);
     }
-    if (only.length === 0 && check === 'off' && turn === 'off') throw new UsageError('--only: expected at least one server, check or turn');
+    if (only.length === 0 && SECTIONS.every((s) => sections[s] === 'off')) throw new UsageError(`--only: expected at least one server, ${SECTIONS.join(', ')}`);
     only.sort((a, b) => SERVER_IDS.indexOf(a) - SERVER_IDS.indexOf(b));
   }
   const checkNats: NatPreset[] = [];
@@ -165,8 +175,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     timeoutMs: num('timeout-ms', v['timeout-ms'], 200, 1, 4000, true),
     runs: num('runs', v.runs, 3, 1, 50, true),
     only,
-    check,
-    turn,
+    ...sections,
     checkNats,
     fingerprint: v.fingerprint,
     spinUs: num('spin-us', v['spin-us'], 1000, 0, 1_000_000, true),

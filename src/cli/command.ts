@@ -39,6 +39,8 @@ export interface CommandContext {
   readonly signal: AbortSignal;
   /** Subscribes to reload requests (SIGHUP in the binary) until the returned function is called; absent where nothing asks. */
   readonly onReload?: ReloadSource;
+  /** Standard input (process.stdin in the binary), for commands that read it (`natkit pipe`); absent: none. */
+  readonly stdin?: AsyncIterable<Uint8Array>;
 }
 
 /** Subscribes `handler` to reload requests; returns the unsubscribe. */

@@ -15,11 +15,19 @@ const onSignal = (signal: NodeJS.Signals): void => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 
+let stdinUsed = false;
 process.exitCode = await runCli(commands, process.argv.slice(2), {
   io: { out: (text) => void process.stdout.write(text), err: (text) => void process.stderr.write(text) },
   env: nodeEnv(),
   signal: controller.signal,
   vars: process.env,
+  // Lazily: touching process.stdin sets up a stream, which only `natkit pipe` needs.
+  stdin: {
+    [Symbol.asyncIterator]: () => {
+      stdinUsed = true;
+      return process.stdin[Symbol.asyncIterator]();
+    },
+  },
   onReload: (handler) => {
     process.on('SIGHUP', handler);
     return () => void process.off('SIGHUP', handler);
@@ -27,3 +35,5 @@ process.exitCode = await runCli(commands, process.argv.slice(2), {
 });
 process.off('SIGINT', onSignal);
 process.off('SIGTERM', onSignal);
+// A read of standard input may still be pending (the command ended on a signal): let it go, or it holds the process.
+if (stdinUsed) process.stdin.destroy();

@@ -16,6 +16,8 @@ export interface RunOptions {
   readonly vars?: Readonly<Record<string, string | undefined>>;
   /** Reload requests (SIGHUP in the binary), for server commands that reload files. @default none */
   readonly onReload?: ReloadSource;
+  /** Standard input, for commands that read it. @default none */
+  readonly stdin?: AsyncIterable<Uint8Array>;
 }
 
 type Value = string | boolean | string[];
@@ -50,6 +52,7 @@ export async function runCli(commands: readonly Command[], argv: readonly string
     return await command.run({
       values, positionals: parsed.positionals, io, env: options.env, vars: options.vars ?? {}, signal: options.signal,
       ...(options.onReload !== undefined && { onReload: options.onReload }),
+      ...(options.stdin !== undefined && { stdin: options.stdin }),
     });
   } catch (err) {
     if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {

@@ -1,12 +1,13 @@
 // The UDP socket `natkit serve` shares between STUN, TURN and rendezvous, so a peer that
 // registers from the socket it measured with is seen at the same mapping by all three.
-// PacketMux splits by first byte (RFC 7983 §7): 0–3 STUN, 64–79 ChannelData, 0xD0
-// rendezvous. STUN messages are split once more by method: Binding goes to the STUN
-// server (which knows the RFC 5780 layout and answers CHANGE-REQUEST), every other method
-// to TURN, so no Binding is answered twice.
-import { MUX_STUN, MUX_TURN_CHANNEL, PacketMux, type Endpoint, type PacketHandler, type PacketSocket, type SocketStats } from '../net/index.ts';
+// PacketMux splits by first byte (RFC 7983 §7): 0–3 STUN, 64–79 ChannelData (64–127 with
+// legacy channels), 0xD0 rendezvous. STUN messages are split once more by method: Binding
+// goes to the STUN server (which knows the RFC 5780 layout and answers CHANGE-REQUEST),
+// every other method to TURN, so no Binding is answered twice.
+import { FedSocket, MUX_STUN, PacketMux, type PacketSocket } from '../net/index.ts';
 import { MUX_RENDEZVOUS } from '../rendezvous/index.ts';
 import { BINDING, methodOf } from '../stun/index.ts';
+import { channelDataRange } from '../turn/index.ts';
 
 /** The views of one shared socket, one per component. */
 export interface SharedSocket {
@@ -19,8 +20,16 @@ export interface SharedSocket {
   readonly rendezvous: PacketSocket | undefined;
 }
 
+/** What shares the socket. */
+export interface SharedComponents {
+  readonly turn: boolean;
+  readonly rendezvous: boolean;
+  /** TURN accepts RFC 5766 §11's channel numbers, so ChannelData also starts with 0x50–0x7F. @default false */
+  readonly legacyChannels?: boolean;
+}
+
 /** Shares `socket` (taking its packet handler) between the components asked for. */
-export function shareSocket(socket: PacketSocket, components: { readonly turn: boolean; readonly rendezvous: boolean }): SharedSocket {
+export function shareSocket(socket: PacketSocket, components: SharedComponents): SharedSocket {
   const mux = new PacketMux(socket);
   const stun = new FedSocket(socket);
   const turn = components.turn ? new FedSocket(socket) : undefined;
@@ -28,53 +37,8 @@ export function shareSocket(socket: PacketSocket, components: { readonly turn: b
     // RFC 8489 §5: the method is in the 14-bit type of the first two bytes.
     onPacket: (data, from) => (turn === undefined || methodOf(((data[0] ?? 0) << 8) | (data[1] ?? 0)) === BINDING ? stun : turn).deliver(data, from),
   });
-  if (turn !== undefined) mux.route(MUX_TURN_CHANNEL, { onPacket: (data, from) => turn.deliver(data, from) });
+  // RFC 7983 §7 leaves 80–127 unassigned: with legacy channels (RFC 5766 §11's 0x4000–0x7FFF)
+  // TURN claims them besides 64–79, and nothing else may route them.
+  if (turn !== undefined) mux.route(channelDataRange({ legacyChannels: components.legacyChannels ?? false }), { onPacket: turn.deliver });
   return { mux, stun, turn, rendezvous: components.rendezvous ? mux.route(MUX_RENDEZVOUS) : undefined };
-}
-
-/** A view of a shared socket whose datagrams are handed in by `deliver`; sends go straight out. */
-class FedSocket implements PacketSocket {
-  private readonly socket: PacketSocket;
-  private handler: PacketHandler | undefined;
-  private isDetached = false;
-
-  constructor(socket: PacketSocket) {
-    this.socket = socket;
-  }
-
-  get local(): Endpoint {
-    return this.socket.local;
-  }
-
-  get closed(): boolean {
-    return this.isDetached || this.socket.closed;
-  }
-
-  /** The shared socket's counters. */
-  get stats(): SocketStats {
-    return this.socket.stats;
-  }
-
-  send(data: Uint8Array, to: Endpoint): void {
-    this.socket.send(data, to);
-  }
-
-  onPacket(handler: PacketHandler | undefined): void {
-    this.handler = handler;
-  }
-
-  deliver(data: Uint8Array, from: Endpoint): void {
-    if (!this.isDetached) this.handler?.(data, from);
-  }
-
-  /** Stops delivering; the shared socket stays open (its owner closes it). Idempotent. */
-  close(): Promise<void> {
-    this.isDetached = true;
-    this.handler = undefined;
-    return Promise.resolve();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
 }

@@ -34,4 +34,5 @@ export {
 } from './mux.ts';
 export { StreamFramer, type MessageHandler, type StreamFramerOptions } from './framing.ts';
 export { FailureCounter } from './failures.ts';
+export { FedSocket } from './fed-socket.ts';
 export { FramedSession, type FramedSessionOptions, type FramedSessionStats } from './framed-session.ts';

@@ -9,7 +9,7 @@ import { endpointKey, sameEndpoint, type Endpoint, type Env, type PacketSocket, 
 import { transactionKey } from '../stun/index.ts';
 import { NatkitError, abortError, throwIfAborted } from '../util/index.ts';
 import { UPGRADE_FRAME, dataFrame, encodeCheck, readInbound, type PairCredentials } from './checks.ts';
-import { CheckList, type CheckPair } from './checklist.ts';
+import { CheckList, type CheckPair, type ScheduleOptions } from './checklist.ts';
 import { DEFAULT_BUDGET, planPunch, type PathMethod, type PunchBudget, type PunchOffer, type PunchPlan } from './strategy.ts';
 
 /** Options of punch(). */
@@ -70,6 +70,8 @@ export interface PunchStats {
   dropped: number;
   /** Birthday sockets opened. */
   birthdaySockets: number;
+  /** Birthday probes and socket checks dropped unsent once a birthday pair worked. */
+  probesCancelled: number;
   /** From the start moment to the nomination, ms; undefined until then. */
   connectMs: number | undefined;
   /** Path changes after the first nomination. */
@@ -113,7 +115,7 @@ export function punch(options: PunchOptions): Promise<PunchConnection> {
 /** A punched path: send, receive, watch it change, close. */
 export class PunchConnection implements AsyncDisposable {
   readonly plan: PunchPlan;
-  readonly stats: PunchStats = { checksSent: 0, packetsSent: 0, packetsReceived: 0, dropped: 0, birthdaySockets: 0, connectMs: undefined, pathChanges: 0 };
+  readonly stats: PunchStats = { checksSent: 0, packetsSent: 0, packetsReceived: 0, dropped: 0, birthdaySockets: 0, probesCancelled: 0, connectMs: undefined, pathChanges: 0 };
   private readonly o: PunchOptions;
   private readonly env: Env;
   private readonly budget: PunchBudget;
@@ -281,8 +283,18 @@ export class PunchConnection implements AsyncDisposable {
   }
 
   /** Adds a pair, or re-arms it with fresh tries; bounded by the caller's counts. */
-  private schedule(base: Base, remote: Endpoint, method: PathMethod, tries: number, at: number, intervalMs = this.budget.checkIntervalMs): Pair {
-    return this.checks.schedule(base, remote, method, tries, at, intervalMs);
+  private schedule(base: Base, remote: Endpoint, method: PathMethod, tries: number, at: number, intervalMs = this.budget.checkIntervalMs, options: ScheduleOptions = {}): Pair {
+    return this.checks.schedule(base, remote, method, tries, at, intervalMs, options);
+  }
+
+  /**
+   * A birthday pair worked (an answer, or the peer's check through the filter our probe
+   * opened): the probes and socket checks still queued only cost datagrams, so they are
+   * dropped on whichever side sees it first; the other side stops at the nomination.
+   */
+  private birthdayHit(pair: Pair): void {
+    if (pair.method !== 'birthday') return;
+    this.stats.probesCancelled += this.checks.cancel('birthday', pair);
   }
 
   private transmit(base: Base, data: Uint8Array, to: Endpoint): void {
@@ -357,8 +369,11 @@ export class PunchConnection implements AsyncDisposable {
   private onRequest(base: Base, from: Endpoint, pairKey: string, useCandidate: boolean): void {
     const now = this.env.clock.now();
     const known = this.checks.pairs.get(pairKey);
-    const pair = known ?? this.schedule(base, from, this.inferMethod(base, from), this.budget.checkTries, now);
-    if (known !== undefined && !known.succeeded) this.schedule(base, from, known.method, 1, now);
+    // Triggered checks go ahead of queued probes (RFC 8445 §6.1.4.2).
+    const ahead = { ahead: true } as const;
+    const pair = known ?? this.schedule(base, from, this.inferMethod(base, from), this.budget.checkTries, now, undefined, ahead);
+    this.birthdayHit(pair);
+    if (known !== undefined && !known.succeeded) this.schedule(base, from, known.method, 1, now, undefined, ahead);
     if (useCandidate && !this.o.controlling) this.select(pair);
   }
 
@@ -379,6 +394,7 @@ export class PunchConnection implements AsyncDisposable {
     }
     pair.succeeded = true;
     pair.triesLeft = 0;
+    this.birthdayHit(pair);
     if (pair.method !== 'relay') this.firstDirectAt ??= now;
     if (this.recoverBy !== undefined) {
       // Replacing a dead path: each side takes the first pair that works (data is accepted on any valid pair).

@@ -11,3 +11,6 @@ export {
 } from './checks.ts';
 export { CheckList, type CheckPair } from './checklist.ts';
 export { PunchConnection, punch, type PunchOptions, type PunchStats, type PunchedPath } from './engine.ts';
+export { EXPECTED_TABLE, PRESETS, PRESET_ROUTERS, expectedOutcome, isPreset, parseTable, presetHost, type Preset } from './presets.ts';
+export { ConnectAgent, MUX_PUNCH, connect, describePath, type ConnectAgentStats, type ConnectOptions, type ConnectProgress, type ConnectPunchOptions, type ConnectTurn } from './connect.ts';
+export { PeerConnection, keyFingerprint, type PeerInfo } from './peer-connection.ts';

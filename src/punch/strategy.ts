@@ -99,22 +99,47 @@ interface Side {
   readonly reflexive: Endpoint | undefined;
 }
 
-function side(offer: PunchOffer): Side {
+function side(offer: PunchOffer, range: readonly [number, number]): Side {
   const udp = offer.candidates.filter((c) => c.transport === 'udp');
-  const reflexive = udp.find((c) => c.kind === 'server-reflexive')?.endpoint;
+  const reflexives = udp.filter((c) => c.kind === 'server-reflexive').map((c) => c.endpoint);
   const mapped = udp.some((c) => c.kind === 'port-mapped');
   const nat = offer.nat;
   const eim = nat?.mapping === 'endpoint-independent';
   const eif = nat?.filtering === 'endpoint-independent';
   const alloc = nat?.allocation;
+  const step = !eim && alloc?.kind === 'sequential' ? alloc.step : undefined;
   return {
-    udp: reflexive !== undefined || mapped,
+    udp: reflexives.length > 0 || mapped,
     eim,
     reachable: mapped || (eim && eif),
     apdf: !eif && nat?.filtering !== 'address-dependent',
-    step: !eim && alloc?.kind === 'sequential' ? alloc.step : undefined,
-    reflexive,
+    step,
+    reflexive: step === undefined ? reflexives[0] : freshestMapping(reflexives, step, range),
   };
+}
+
+/**
+ * The mapping a sequential allocator (RFC 4787 §4.2.1) handed out last: the one furthest
+ * along in allocation order, `step` at a time and wrapping within `range`. Offers list
+ * several reflexive candidates in no promised order (the rendezvous server puts the one it
+ * saw first, often the socket's oldest mapping), and prediction must count from the last
+ * port: lockstep fails on any other base (the lab's sequential × sequential row did). Of
+ * mappings spread over a short arc, the last is the one the others lie shortest behind.
+ */
+function freshestMapping(mappings: readonly Endpoint[], step: number, range: readonly [number, number]): Endpoint | undefined {
+  const [lo, hi] = range;
+  const size = hi - lo + 1;
+  // Position along the allocation order: ports count down when the step is negative.
+  const position = (e: Endpoint): number => ((((e.port - lo) * Math.sign(step || 1)) % size) + size) % size;
+  let best: Endpoint | undefined;
+  let bestLag = Infinity;
+  for (const m of mappings) {
+    // How far the oldest of the others lies behind m, going backwards with wrap.
+    let lag = 0;
+    for (const o of mappings) lag = Math.max(lag, (((position(m) - position(o)) % size) + size) % size);
+    if (lag < bestLag) [best, bestLag] = [m, lag];
+  }
+  return best;
 }
 
 /** The outcome for a pair and which side does what; the same answer from either side's view. */
@@ -175,8 +200,8 @@ export function birthdayProbability(n: number, m: number, r: number): number {
 /** The plan of the local side against the remote one. */
 export function planPunch(local: PunchOffer, remote: PunchOffer, budget: Partial<PunchBudget> = {}): PunchPlan {
   const b: PunchBudget = { ...DEFAULT_BUDGET, ...budget };
-  const l = side(local);
-  const r = side(remote);
+  const l = side(local, b.portRange);
+  const r = side(remote, b.portRange);
   const d = decide(l, r);
   const plain = (c: Candidate, method: PathMethod): Target => ({ endpoint: c.endpoint, method, tries: b.checkTries });
   const udp = remote.candidates.filter((c) => c.transport === 'udp');

@@ -2,7 +2,8 @@
 // Allocate and a rendezvous registration from the one shared server port, with the same
 // reflexive address for STUN and rendezvous; CONNECT by name gives both peers PUNCH
 // orders; with two addresses CHANGE-REQUEST is answered from the other one; /metrics
-// covers all three; config-file sections < environment < flags; usage errors. Then the
+// covers all three; config-file sections < environment < flags; usage errors; with legacy
+// channels, ChannelData on RFC 5766 numbers (first byte 0x50–0x7F) reaches TURN. Then the
 // binary: SIGTERM prints the counters and exits 0.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -10,13 +11,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { commands } from '../../src/cli/commands/index.ts';
 import { runCli } from '../../src/cli/run.ts';
 import { MUX_STUN, PacketMux, parseEndpoint, type Endpoint } from '../../src/net/index.ts';
 import { nodeEnv } from '../../src/net/node/index.ts';
 import { MUX_RENDEZVOUS, RendezvousClient, identityFromKey, type PunchOrder } from '../../src/rendezvous/index.ts';
 import { ERROR_CODE, REALM, SOFTWARE, StunClient, attr } from '../../src/stun/index.ts';
-import { ALLOCATE, REQUESTED_TRANSPORT, TRANSPORT_UDP } from '../../src/turn/index.ts';
+import { ALLOCATE, REQUESTED_TRANSPORT, TRANSPORT_UDP, encodeChannelData } from '../../src/turn/index.ts';
 import { TurnWireClient } from '../fixtures/turn/wire-client.ts';
 import { noLeaks } from '../helpers/leaks.ts';
 import { TestProgram } from '../helpers/process.ts';
@@ -154,6 +156,25 @@ describe('natkit serve in-process', () => {
       assert.equal((stats.turn?.errors as Record<string, number>)[401], 1, 'the one 401 challenge of Allocate');
       assert.equal(stats.turn?.allocationsCreated, 1);
       assert.equal(stats.rendezvous?.registered, 2);
+    }
+  }));
+
+  test('NATKIT_TURN_LEGACY_CHANNELS: ChannelBind 0x7000, and its ChannelData (first byte 0x70) is routed to TURN and relayed', noLeaks(async () => {
+    const server = await startServe(['-l', A1, ...EPHEMERAL, '-u', 'alice:pw', '--allow-peer', '127.0.0.0/8', '--no-rendezvous'], { NATKIT_TURN_LEGACY_CHANNELS: '1' });
+    const target = await env.network.bindUdp({ address: A1 });
+    const got: Uint8Array[] = [];
+    target.onPacket((data) => void got.push(Uint8Array.from(data)));
+    try {
+      await using c = await TurnWireClient.udp(env, server.at('udp', 'turn'), { username: 'alice', password: 'pw', realm: 'natkit' }, A1);
+      await c.allocate();
+      assert.equal(await c.bind(0x7000, target.local), 0);
+      c.sendRaw(encodeChannelData({ channel: 0x7000, data: Uint8Array.of(7, 7) }, 'udp', { legacyChannels: true }));
+      for (let i = 0; i < 100 && got.length === 0; i++) await delay(20);
+      assert.deepEqual(got, [Uint8Array.of(7, 7)]);
+    } finally {
+      await target.close();
+      const stats = await server.stop();
+      assert.equal(stats.turn?.toPeerPackets, 1);
     }
   }));
 

@@ -2,7 +2,8 @@
 // check, a response, a frame or a drop with its reason) and never throw; a check made
 // with any credentials and transaction id is answered by the mirrored side only, and the
 // answer reads back as that transaction; flipping one byte of a check never passes
-// authentication as another request; any two NAT summaries give both sides one outcome.
+// authentication as another request; any two NAT summaries give both sides one outcome;
+// a sequential peer's mappings in any order give one prediction window, after the freshest.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -74,5 +75,29 @@ test('any two offers: both sides reach the same outcome, within the stated packe
     assert.equal(mine.outcome, theirs.outcome);
     const sent = mine.targets.reduce((n, t) => n + t.tries, 0) + (mine.birthdaySockets?.count ?? 0) * (mine.birthdaySockets?.tries ?? 0) + (mine.birthdayProbes?.count ?? 0);
     assert.equal(mine.packetBudget, sent);
+  }), runs);
+});
+
+test('a sequential peer\'s mappings in any order: the window starts one step after the freshest', () => {
+  const sequentialPeer = fc.record({
+    step: fc.integer({ min: -16, max: 16 }).filter((s) => s !== 0),
+    last: fc.integer({ min: 1024, max: 65535 }),
+    // How many allocations before the freshest each other advertised mapping was made.
+    ages: fc.uniqueArray(fc.integer({ min: 1, max: 40 }), { maxLength: 5 }),
+    seed: fc.nat(),
+  });
+  const seq: NatSummary = { mapping: 'address-and-port-dependent', filtering: 'address-and-port-dependent', allocation: { kind: 'sequential', step: 1 }, hairpinning: false };
+  const wrap = (p: number): number => 1024 + ((((p - 1024) % 64512) + 64512) % 64512);
+  fc.assert(fc.property(sequentialPeer, ({ step, last, ages, seed }) => {
+    const ports = [last, ...ages.map((age) => wrap(last - age * step))];
+    // A deterministic shuffle of the list: the order must not matter.
+    const shuffled = ports.map((p, i) => ({ p, k: (i * 7919 + seed) % 101 })).sort((x, y) => x.k - y.k).map((x) => x.p);
+    const remote: PunchOffer = {
+      candidates: shuffled.map((p) => ({ kind: 'server-reflexive', transport: 'udp', endpoint: endpoint('198.18.0.2', p) })),
+      nat: { ...seq, allocation: { kind: 'sequential', step } },
+    };
+    const local: PunchOffer = { candidates: [{ kind: 'server-reflexive', transport: 'udp', endpoint: endpoint('198.18.0.1', 5000) }], nat: seq };
+    const first = planPunch(local, remote).targets[0];
+    assert.deepEqual(first, { endpoint: endpoint('198.18.0.2', wrap(last + step)), method: 'predicted', tries: 4 });
   }), runs);
 });

@@ -3,11 +3,10 @@
 // that gather their offer as a real peer would: checkNat on the socket that will punch,
 // then a TURN allocation from that same socket (TCP when UDP is blocked), whose
 // XOR-MAPPED-ADDRESS is the freshest reflexive address (what lockstep prediction needs).
-import assert from 'node:assert/strict';
 import { checkNat } from '../../src/nat/index.ts';
-import { endpoint, type Endpoint, type PacketHandler, type PacketSocket, type SocketStats } from '../../src/net/index.ts';
-import { NAT_PRESETS, type NatOptions, type SimHost, type World } from '../../src/net/sim/index.ts';
-import type { PunchOffer, PunchOutcome } from '../../src/punch/index.ts';
+import { FedSocket, endpoint, type Endpoint, type PacketSocket } from '../../src/net/index.ts';
+import type { SimHost, World } from '../../src/net/sim/index.ts';
+import type { PunchOffer } from '../../src/punch/index.ts';
 import { natSummary, type Candidate } from '../../src/rendezvous/index.ts';
 import { StunServer } from '../../src/stun/index.ts';
 import { TurnClient, TurnServer, type RelayedSocket } from '../../src/turn/index.ts';
@@ -16,55 +15,8 @@ export const STUN_ADDRESSES = ['198.18.0.10', '198.18.0.11'] as const;
 export const TURN_ADDRESS = '198.18.0.20';
 const REALM = 'punch.natkit.test';
 
-/** The presets of the matrix (issue: "every pair of presets"). */
-export const PRESETS = ['open', 'full-cone', 'restricted', 'port-restricted', 'symmetric-seq', 'symmetric-random', 'double-nat', 'udp-blocked', 'firewall'] as const;
-export type Preset = (typeof PRESETS)[number];
-
-// D direct, P direct after port prediction, B direct by the birthday method, R relay.
-// Rows and columns in PRESETS order; symmetric.
-export const EXPECTED_TABLE = `
-                  open full restr port seq rand double blocked firewall
-  open             D    D    D     D    D   D    D      R       D
-  full-cone        D    D    D     D    D   D    D      R       D
-  restricted       D    D    D     D    D   D    D      R       D
-  port-restricted  D    D    D     D    P   B    D      R       D
-  symmetric-seq    D    D    D     P    P   R    P      R       P
-  symmetric-random D    D    D     B    R   R    B      R       B
-  double-nat       D    D    D     D    P   B    D      R       D
-  udp-blocked      R    R    R     R    R   R    R      R       R
-  firewall         D    D    D     D    P   B    D      R       D
-`;
-
-const LETTERS: Readonly<Record<string, PunchOutcome>> = { D: 'direct', P: 'direct-predicted', B: 'direct-birthday', R: 'relay' };
-
-/** The table as "row|column" → outcome. */
-export function parseTable(text: string): Map<string, PunchOutcome> {
-  const rows = text.trim().split('\n').slice(1).map((line) => line.trim().split(/\s+/));
-  const out = new Map<string, PunchOutcome>();
-  assert.equal(rows.length, PRESETS.length);
-  for (const [i, [name, ...cells]] of rows.entries()) {
-    assert.equal(name, PRESETS[i]);
-    for (const [j, cell] of cells.entries()) out.set(`${PRESETS[i]}|${PRESETS[j]}`, LETTERS[cell ?? ''] ?? assert.fail(`bad cell ${cell}`));
-  }
-  return out;
-}
-
-const EI = 'endpoint-independent';
-const APD = 'address-and-port-dependent';
-
-/** Routers from the internet inward for each preset. */
-const ROUTERS: Readonly<Record<Preset, readonly NatOptions[]>> = {
-  'open': [NAT_PRESETS['open-internet']],
-  'full-cone': [NAT_PRESETS['full-cone']],
-  'restricted': [NAT_PRESETS['restricted-cone']],
-  'port-restricted': [NAT_PRESETS['port-restricted-cone']],
-  'symmetric-seq': [{ ...NAT_PRESETS.symmetric, portAllocation: { kind: 'sequential', step: 1 } }],
-  'symmetric-random': [NAT_PRESETS.symmetric],
-  // A carrier-grade NAT (RFC 6888: EIM, random ports, hairpinning) before a home router.
-  'double-nat': [{ kind: 'nat', mapping: EI, filtering: APD, portAllocation: { kind: 'random' }, hairpinning: true }, NAT_PRESETS['port-restricted-cone']],
-  'udp-blocked': [NAT_PRESETS['udp-blocked']],
-  'firewall': [NAT_PRESETS['symmetric-udp-firewall']],
-};
+// The presets, their routers and the expected outcome table live in src/punch/presets.ts (the demo reads them too).
+export { EXPECTED_TABLE, PRESETS, parseTable, presetHost as addPeer, type Preset } from '../../src/punch/index.ts';
 
 /** The servers every punch test needs. */
 export interface Servers extends AsyncDisposable {
@@ -87,57 +39,6 @@ export async function startServers(world: World): Promise<Servers> {
   return { stun: endpoint(STUN_ADDRESSES[0], 3478), turn, close, [Symbol.asyncDispose]: close };
 }
 
-/** A host behind `preset`'s routers. */
-export function addPeer(world: World, name: string, preset: Preset): SimHost {
-  let site: World | ReturnType<World['addRouter']> = world;
-  // 10 ms each way on the outermost router's WAN link: 40 ms between two peers and back.
-  for (const [i, nat] of ROUTERS[preset].entries()) site = site.addRouter({ name: `${name}-r${i}`, nat, ipv6: 'off', ...(i === 0 && { link: { delayMs: 10 } }) });
-  return site.addHost({ name, ipv6: false });
-}
-
-/**
- * A PacketSocket view of a socket whose receiver is someone else (the TURN client): it
- * sends through the socket and receives what that owner passes through `feed`.
- */
-class PassThrough implements PacketSocket {
-  private handler: PacketHandler | undefined;
-  private readonly raw: PacketSocket;
-  readonly feed: PacketHandler = (data, from) => this.handler?.(data, from);
-
-  constructor(raw: PacketSocket) {
-    this.raw = raw;
-  }
-
-  get local(): Endpoint {
-    return this.raw.local;
-  }
-
-  get closed(): boolean {
-    return this.raw.closed;
-  }
-
-  get stats(): SocketStats {
-    return this.raw.stats;
-  }
-
-  send(data: Uint8Array, to: Endpoint): void {
-    this.raw.send(data, to);
-  }
-
-  onPacket(handler: PacketHandler | undefined): void {
-    this.handler = handler;
-  }
-
-  /** The raw socket belongs to the peer, which closes it. */
-  close(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
-
 /** A peer ready to punch: its socket (a view when TURN shares it), relay and offer. */
 export interface Peer {
   readonly host: SimHost;
@@ -148,18 +49,36 @@ export interface Peer {
   close(): Promise<void>;
 }
 
+/** How gather() lists the reflexive candidates. */
+export interface GatherOptions {
+  /** Allocate a TURN relay (its XOR-MAPPED-ADDRESS is the freshest mapping). @default true */
+  readonly relay?: boolean;
+  /**
+   * 'freshest': TURN's mapped address only. 'oldest-first': checkNat's first mapping, then
+   * TURN's; 'oldest-last': the other way round. 'oldest-first' is what the lab's peers
+   * advertised (the rendezvous server lists the address it saw first, checkNat's first
+   * mapping, while checkNat's later tests took more ports). @default 'freshest'
+   */
+  readonly reflexives?: 'freshest' | 'oldest-first' | 'oldest-last';
+}
+
 /** Gathers a peer's candidates: host, server-reflexive (checkNat, then TURN's mapped address), relayed. */
-export async function gather(world: World, host: SimHost, servers: Servers, user: 'a' | 'b', options: { readonly relay?: boolean } = {}): Promise<Peer> {
+export async function gather(world: World, host: SimHost, servers: Servers, user: 'a' | 'b', options: GatherOptions = {}): Promise<Peer> {
   const raw = await world.run(host.env.network.bindUdp({ address: host.address() }));
   const report = await world.run(checkNat({ env: host.env, server: servers.stun, socket: raw }));
-  const view = new PassThrough(raw);
+  const view = new FedSocket(raw);
   const relay = options.relay === false ? undefined : await world.run(TurnClient.allocate({
     env: host.env, server: endpoint(TURN_ADDRESS, 3478), username: user, password: `${user}-password`,
-    ...(report.udp ? { socket: raw, passthrough: view.feed } : { transport: 'tcp' as const }),
+    ...(report.udp ? { socket: raw, passthrough: view.deliver } : { transport: 'tcp' as const }),
   }));
   const reflexive = relay?.transport === 'udp' ? relay.allocation.mapped : report.mapped;
   const candidates: Candidate[] = [{ kind: 'host', transport: 'udp', endpoint: raw.local }];
-  if (report.udp && reflexive !== undefined) candidates.push({ kind: 'server-reflexive', transport: 'udp', endpoint: reflexive });
+  if (report.udp && reflexive !== undefined) {
+    const oldest = report.mapped;
+    const order = oldest === undefined || oldest.port === reflexive.port ? [reflexive]
+      : options.reflexives === 'oldest-first' ? [oldest, reflexive] : options.reflexives === 'oldest-last' ? [reflexive, oldest] : [reflexive];
+    for (const endpoint of order) candidates.push({ kind: 'server-reflexive', transport: 'udp', endpoint });
+  }
   if (relay !== undefined) candidates.push({ kind: 'relayed', transport: 'udp', endpoint: relay.local });
   return {
     host,

@@ -1,6 +1,7 @@
 // The check list (sans-I/O): transmissions leave in the order pairs were scheduled,
 // at most `max` per call, each pair at its interval and no more often than its tries;
-// re-scheduling adds tries without losing the place; an unanswered nomination is dropped.
+// re-scheduling adds tries without losing the place; an unanswered nomination is dropped;
+// nominations and triggered checks jump the queue; a technique's probes can be cancelled.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Endpoint } from '../../src/net/index.ts';
@@ -64,4 +65,49 @@ test('stop(true) keeps nominations in flight; stop() ends everything', () => {
   assert.deepEqual(ports(list.due(0, 10)), [2]);
   list.stop();
   assert.equal(list.nextAt(), Infinity);
+});
+
+/** 100 birthday probes behind 2 ordinary checks, as the engine schedules them. */
+function probes(): CheckList<typeof base> {
+  const list = new CheckList<typeof base>();
+  list.schedule(base, to(1), 'reflexive', 2, 0, 200);
+  list.schedule(base, to(2), 'host', 2, 0, 200);
+  for (let port = 10_000; port < 10_100; port++) list.schedule(base, to(port), 'birthday', 1, 0, 200);
+  return list;
+}
+
+test('a nomination jumps the queue of probes', () => {
+  const list = probes();
+  assert.deepEqual(ports(list.due(0, 4)), [1, 2, 10_000, 10_001]);
+  const hit = list.pairs.get(CheckList.key(base, to(10_001)))!;
+  hit.nominating = true;
+  list.schedule(base, hit.remote, hit.method, 3, 10, 200);
+  assert.deepEqual(ports(list.due(10, 4)), [10_001, 10_002, 10_003, 10_004], 'the nomination first, then the probes in order');
+  // Its retransmissions go first as well.
+  assert.equal(ports(list.due(210, 4))[0], 10_001);
+});
+
+test('a triggered check goes ahead of the probes for its tries only', () => {
+  const list = probes();
+  list.due(0, 2);
+  list.schedule(base, to(10_050), 'birthday', 1, 10, 200, { ahead: true });
+  assert.deepEqual(ports(list.due(10, 3)), [10_050, 10_000, 10_001]);
+  list.prune(10);
+  assert.equal(list.pairs.get(CheckList.key(base, to(10_050)))?.ahead, false, 'nothing left to send: back in line');
+});
+
+test('a birthday success stops the probes not yet sent; other pairs and the winner keep theirs', () => {
+  const list = probes();
+  assert.equal(list.due(0, 12).length, 12);
+  const hit = list.pairs.get(CheckList.key(base, to(10_005)))!;
+  hit.succeeded = true;
+  const winner = list.schedule(base, to(10_007), 'birthday', 2, 0, 200);
+  assert.equal(list.cancel('birthday', winner), 90 + 0, '90 probes were never sent');
+  const sent: number[] = [];
+  for (let t = 10; t <= 2000; t += 10) {
+    sent.push(...ports(list.due(t, 32)));
+    list.prune(t);
+  }
+  assert.deepEqual(sent.sort((x, y) => x - y), [1, 2, 10_007, 10_007], 'one more transmission of each ordinary check, the winner\'s retries');
+  assert.equal(list.cancel('birthday'), 0, 'nothing left to cancel');
 });

@@ -69,6 +69,52 @@ test('lockstep prediction: both sequential sides send to the window first, in th
   ]);
 });
 
+/** A sequential peer whose offer lists several server-reflexive mappings, in the given order. */
+function sequential(n: number, step: number, ports: readonly number[]): PunchOffer {
+  const nat: NatSummary = { ...TRUTH['symmetric-seq'], allocation: { kind: 'sequential', step } };
+  return { candidates: [udp('host', at(`100.64.${n}.2`, 40000)), ...ports.map((p) => udp('server-reflexive', at(`198.18.0.${100 + n}`, p)))], nat };
+}
+
+// The lab's sequential × sequential row ended on the relay: the offers listed checkNat's
+// first mapping (the rendezvous server's view) before the freshest. Prediction counts from
+// the mapping furthest along in allocation order, whatever the order of the list.
+const freshest = [
+  { name: 'oldest first', step: 1, ports: [40000, 40005], want: [40006, 40007, 40008] },
+  { name: 'freshest first', step: 1, ports: [40005, 40000], want: [40006, 40007, 40008] },
+  { name: 'three, shuffled, step 2', step: 2, ports: [40002, 40000, 40006, 40004], want: [40008, 40010, 40012] },
+  { name: 'negative step: the lowest port', step: -1, ports: [40000, 39995, 39998], want: [39994, 39993, 39992] },
+  { name: 'wrapped past the top of the range', step: 1, ports: [65534, 1025, 65535], want: [1026, 1027, 1028] },
+  { name: 'wrapped past the bottom, negative step', step: -1, ports: [1025, 65534, 1024], want: [65533, 65532, 65531] },
+  { name: 'one mapping listed twice', step: 1, ports: [40003, 40003], want: [40004, 40005, 40006] },
+];
+for (const c of freshest) {
+  test(`prediction counts from the freshest reflexive mapping: ${c.name}`, () => {
+    const budget = { predictionWindow: 3 };
+    const lockstep = planPunch(sequential(1, c.step, [41000]), sequential(2, c.step, c.ports), budget);
+    assert.deepEqual(lockstep.targets.slice(0, 3).map((t) => `${t.method} ${t.endpoint.port}`), c.want.map((p) => `predicted ${p}`));
+    // Every advertised mapping is still checked, after the window.
+    assert.deepEqual(lockstep.targets.filter((t) => t.method === 'reflexive').map((t) => t.endpoint.port), c.ports);
+    const cone = planPunch(offer('port-restricted', 1), sequential(2, c.step, c.ports), budget);
+    assert.deepEqual(cone.targets.filter((t) => t.method === 'predicted').map((t) => t.endpoint.port), c.want);
+  });
+}
+
+test('lockstep from both sides: each predicts from the other\'s freshest mapping, in either list order', () => {
+  const budget = { predictionWindow: 2 };
+  const a = sequential(1, 1, [30000, 30004]);
+  const b = sequential(2, 1, [50007, 50001]);
+  const ports = (p: ReturnType<typeof planPunch>): number[] => p.targets.filter((t) => t.method === 'predicted').map((t) => t.endpoint.port);
+  assert.deepEqual(ports(planPunch(a, b, budget)), [50008, 50009]);
+  assert.deepEqual(ports(planPunch(b, a, budget)), [30005, 30006]);
+});
+
+test('random ports: the birthday target is the first reflexive candidate (no order to read)', () => {
+  const random: PunchOffer = { ...offer('symmetric-random', 1), candidates: [...offer('symmetric-random', 1).candidates, udp('server-reflexive', at('198.18.0.101', 50000))] };
+  const plan = planPunch(offer('port-restricted', 2), random);
+  assert.deepEqual(plan.birthdayProbes?.address, '198.18.0.101');
+  assert.deepEqual(planPunch(random, offer('port-restricted', 2)).birthdaySockets?.target, at('198.18.0.102', 40002));
+});
+
 test('birthday method: sockets on the random side, probes on the other, probability beside the budget', () => {
   const random = planPunch(offer('symmetric-random', 1), offer('port-restricted', 2));
   const cone = planPunch(offer('port-restricted', 2), offer('symmetric-random', 1));

@@ -174,7 +174,8 @@ async function start(ctx: CommandContext, plan: Plan): Promise<Running> {
   const sockets = await bindUdpLayout(env, { addresses: plan.addresses, ports: { udp: plan.ports } }, signal);
   // Role A1:P1, and A2:P1 with two addresses: index 0 and 2 (1 and 3 are STUN's alternate port).
   const sharedRoles: ServerRole[] = plan.addresses.length === 2 ? [0, 2] : [0];
-  const views = new Map<number, SharedSocket>(sharedRoles.map((role) => [role, shareSocket(sockets[role]!, { turn: plan.turn !== undefined, rendezvous: plan.rendezvous !== undefined })]));
+  const components = { turn: plan.turn !== undefined, rendezvous: plan.rendezvous !== undefined, legacyChannels: plan.turn?.options.legacyChannels ?? false };
+  const views = new Map<number, SharedSocket>(sharedRoles.map((role) => [role, shareSocket(sockets[role]!, components)]));
   const servers: { close(): Promise<void> }[] = [];
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {

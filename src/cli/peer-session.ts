@@ -1,0 +1,198 @@
+// What `natkit connect` and `natkit pipe` share: their options, the identity key file,
+// connect() on real sockets with progress on stderr (or JSON lines on stdout), and the
+// connections it yields, watched for path changes until Ctrl-C (connect) or the end of
+// standard input (pipe).
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { formatEndpoint } from '../net/index.ts';
+import { localAddressToward, resolveEndpoint } from '../net/node/index.ts';
+import { connect, describePath, type ConnectAgent, type ConnectOptions, type ConnectProgress, type PeerConnection } from '../punch/index.ts';
+import { identityFromKey, type RendezvousIdentity } from '../rendezvous/index.ts';
+import { EXIT_OK, UsageError, flag, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
+import { untilAborted } from './server-options.ts';
+
+/** Options of both commands. */
+export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  to: { type: 'string', valueName: 'PEER', description: 'connect to the peer registered under this name' },
+  room: { type: 'string', valueName: 'ROOM', description: 'join a room: a connection to each member' },
+  listen: { type: 'boolean', description: 'wait for peers that connect to NAME' },
+  server: { type: 'string', short: 's', valueName: 'HOST[:PORT]', description: 'the natkit serve to use: STUN, TURN and rendezvous over UDP (port 3478 by default)' },
+  'rendezvous-port': { type: 'string', valueName: 'PORT', default: '3480', description: 'the server\'s rendezvous TCP fallback port, used when UDP is blocked' },
+  'turn-user': { type: 'string', valueName: 'USER', description: 'TURN user on the server: gives a relay when no direct path exists' },
+  'turn-pass': { type: 'string', valueName: 'PASSWORD', description: 'its password' },
+  key: { type: 'string', valueName: 'FILE', description: 'Ed25519 private key (PKCS #8 PEM) owning NAME; created (mode 0600) when missing; default: a new key each run' },
+  local: { type: 'string', valueName: 'ADDR', description: 'local address to bind; default: the one routed toward the server' },
+  json: { type: 'boolean', description: 'progress, connections and path changes as JSON lines (on stdout; on stderr for pipe)' },
+};
+
+/** Shared --help text. */
+export const PEER_DETAILS = [
+  'Exactly one of --to, --room and --listen. Both peers use the same server (`natkit serve`, docs/serve.md).',
+  'Progress goes to stderr (discovery, registration, the PUNCH order and the plan, the path); --json prints JSON lines instead (on stdout; pipe: on stderr).',
+];
+
+/** Milliseconds since `t0` as a fixed-width column: "[  1234 ms]". */
+function stamp(atMs: number, t0: number): string {
+  return `[${String(Math.round(atMs - t0)).padStart(6)} ms]`;
+}
+
+/** One progress line: "[   12 ms] alice  nat         full-cone: …". */
+export function progressLine(p: Pick<ConnectProgress, 'detail' | 'atMs'> & { readonly step: string }, t0: number, who?: string): string {
+  return `${stamp(p.atMs, t0)} ${who === undefined ? '' : `${who.padEnd(6)} `}${p.step.padEnd(10)} ${p.detail}\n`;
+}
+
+/** The JSON form of a connection's state. */
+export function connectionJson(conn: PeerConnection): Record<string, unknown> {
+  const { path, plan } = conn;
+  return {
+    peer: { name: conn.peer.name, fingerprint: conn.peer.fingerprint },
+    path: { kind: path.kind, method: path.method, local: formatEndpoint(path.local), remote: formatEndpoint(path.remote) },
+    plan: { outcome: plan.outcome, reason: plan.reason },
+    connectMs: conn.stats.connectMs,
+  };
+}
+
+/** Where the peer stands: connected to one, or an agent yielding connections. */
+type Mode = { readonly kind: 'to'; readonly peer: string } | { readonly kind: 'room'; readonly room: string } | { readonly kind: 'listen' };
+
+/** Runs `natkit connect` (pipe false) or `natkit pipe` (pipe true). */
+export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<number> {
+  const { io, env, signal } = ctx;
+  const json = flag(ctx, 'json');
+  const [name, ...extra] = ctx.positionals;
+  if (name === undefined || extra.length > 0) throw new UsageError(`expected one NAME, got ${ctx.positionals.length}`);
+  const mode = modeOf(ctx);
+  const serverText = stringOption(ctx, 'server');
+  if (serverText === undefined) throw new UsageError('--server: expected the HOST[:PORT] of a natkit serve');
+  const user = stringOption(ctx, 'turn-user');
+  const pass = stringOption(ctx, 'turn-pass');
+  if ((user === undefined) !== (pass === undefined)) throw new UsageError('--turn-user and --turn-pass: expected both or neither');
+  const tcpPort = intOption(ctx, 'rendezvous-port', 1, 65535) ?? 3480;
+  const server = await resolveEndpoint(serverText, 3478, { signal });
+  const identity = await loadIdentity(stringOption(ctx, 'key'));
+  const t0 = env.clock.now();
+  // pipe's standard output carries the peer's data: its JSON lines go to stderr.
+  const jsonOut = (line: string): void => (pipe ? io.err(line) : io.out(line));
+  const emit = (event: string, data: Record<string, unknown>, human: string): void => {
+    if (json) jsonOut(`${JSON.stringify({ event, atMs: Math.round(env.clock.now() - t0), ...data })}\n`);
+    else io.err(`${stamp(env.clock.now(), t0)} ${human}\n`);
+  };
+  const options: ConnectOptions = {
+    env, identity, name, signal,
+    rendezvous: server,
+    rendezvousTcp: { ...server, port: tcpPort },
+    localAddress: stringOption(ctx, 'local') ?? await localAddressToward(server),
+    ...(user !== undefined && pass !== undefined && { turn: { server, username: user, password: pass } }),
+    ...(mode.kind === 'to' && { peer: mode.peer }),
+    ...(mode.kind === 'room' && { room: mode.room }),
+    onProgress: (p) => (json ? emit('progress', { step: p.step, detail: p.detail, ...(p.peer !== undefined && { peer: p.peer }) }, '') : io.err(progressLine(p, t0))),
+    onError: (err) => emit('error', { message: err.message }, `error      ${err.message}`),
+  };
+  const session = new Session(ctx, pipe, json, emit);
+  if (mode.kind === 'to') {
+    const conn = await connect({ ...options, peer: mode.peer });
+    session.add(conn);
+    await session.run(() => conn.close());
+  } else {
+    const agent: ConnectAgent = await connect(options);
+    agent.onConnection((conn) => session.add(conn));
+    await session.run(() => agent.close());
+  }
+  return EXIT_OK;
+}
+
+function modeOf(ctx: CommandContext): Mode {
+  const to = stringOption(ctx, 'to');
+  const room = stringOption(ctx, 'room');
+  const listen = flag(ctx, 'listen');
+  if ([to !== undefined, room !== undefined, listen].filter(Boolean).length !== 1) throw new UsageError('expected exactly one of --to PEER, --room ROOM and --listen');
+  return to !== undefined ? { kind: 'to', peer: to } : room !== undefined ? { kind: 'room', room } : { kind: 'listen' };
+}
+
+/** The key in `path` (PKCS #8 PEM), created with mode 0600 when missing; a fresh key without a path. */
+async function loadIdentity(path: string | undefined): Promise<RendezvousIdentity> {
+  if (path === undefined) return identityFromKey(generateKeyPairSync('ed25519').privateKey);
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw new UsageError(`--key: cannot read ${path} (${err instanceof Error ? err.message : String(err)})`);
+    pem = generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    // 'wx': never overwrite a key another process just wrote.
+    await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
+  }
+  try {
+    return identityFromKey(createPrivateKey(pem));
+  } catch (err) {
+    throw new UsageError(`--key: ${path} is not an Ed25519 private key in PEM (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+/** Largest message `natkit pipe` sends: well under the path MTU after TURN's and our framing. */
+const PIPE_CHUNK_BYTES = 1024;
+/** After the end of input, let the last datagrams leave before the socket closes, ms. */
+const PIPE_LINGER_MS = 200;
+
+/** The connections of one run: reported, watched, and for pipe fed with standard input. */
+class Session {
+  private readonly ctx: CommandContext;
+  private readonly pipe: boolean;
+  private readonly json: boolean;
+  private readonly emit: (event: string, data: Record<string, unknown>, human: string) => void;
+  private readonly conns = new Set<PeerConnection>();
+  private firstConnection: (() => void) | undefined;
+  private readonly connected = new Promise<void>((resolve) => (this.firstConnection = resolve));
+
+  constructor(ctx: CommandContext, pipe: boolean, json: boolean, emit: Session['emit']) {
+    this.ctx = ctx;
+    this.pipe = pipe;
+    this.json = json;
+    this.emit = emit;
+  }
+
+  add(conn: PeerConnection): void {
+    this.conns.add(conn);
+    // The human line came with connect()'s progress ('connected'); JSON gets the whole state.
+    if (this.json) this.emit('connected', connectionJson(conn), '');
+    conn.onPathChange((path) => this.emit('path', { peer: conn.peer.name, kind: path.kind, method: path.method, remote: formatEndpoint(path.remote) }, `path       ${conn.peer.name}: ${describePath(path)}`));
+    conn.onClose((error) => {
+      this.conns.delete(conn);
+      this.emit('closed', { peer: conn.peer.name, ...(error !== undefined && { error: error.message }) }, `closed     ${conn.peer.name}${error === undefined ? '' : `: ${error.message}`}`);
+    });
+    if (this.pipe) conn.onMessage((data) => this.ctx.io.out(new TextDecoder().decode(data)));
+    this.firstConnection?.();
+  }
+
+  /** Until Ctrl-C (connect) or the end of input after the first connection (pipe); then `close`. */
+  async run(close: () => Promise<void>): Promise<void> {
+    const { signal } = this.ctx;
+    try {
+      if (!this.pipe) await untilAborted(signal);
+      else {
+        await Promise.race([this.connected, untilAborted(signal)]);
+        if (!signal.aborted) await this.relayInput();
+      }
+    } finally {
+      await close();
+    }
+  }
+
+  /**
+   * Standard input to every connection, in chunks, until its end or Ctrl-C; then lingers a
+   * moment. A read pending at Ctrl-C cannot be cancelled through an iterator (return() waits
+   * for it): the binary destroys its standard input at exit.
+   */
+  private async relayInput(): Promise<void> {
+    const { stdin, env, signal } = this.ctx;
+    if (stdin === undefined) return;
+    const input = stdin[Symbol.asyncIterator]();
+    const aborted = untilAborted(signal).then(() => undefined);
+    for (let r = await Promise.race([input.next(), aborted]); r !== undefined && r.done !== true; r = await Promise.race([input.next(), aborted])) {
+      for (let at = 0; at < r.value.length; at += PIPE_CHUNK_BYTES) {
+        const part = r.value.subarray(at, at + PIPE_CHUNK_BYTES);
+        for (const conn of this.conns) conn.send(part);
+      }
+    }
+    await new Promise<void>((resolve) => env.clock.setTimer(PIPE_LINGER_MS, resolve));
+  }
+}

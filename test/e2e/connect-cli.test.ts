@@ -1,0 +1,112 @@
+// `natkit connect` and `natkit pipe` in-process against `natkit serve` on loopback: a line
+// piped into one peer comes out of the other, --json reports the connection, a missing
+// --key file is created with mode 0600, usage errors exit 2.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { commands } from '../../src/cli/commands/index.ts';
+import { runCli } from '../../src/cli/run.ts';
+import { parseEndpoint } from '../../src/net/index.ts';
+import { nodeEnv } from '../../src/net/node/index.ts';
+import { noLeaks } from '../helpers/leaks.ts';
+import { startServerCommand } from '../helpers/server-command.ts';
+
+const env = nodeEnv();
+const HOST = '127.0.0.1';
+
+interface Announced {
+  readonly listening: readonly { transport: string; address: string; serves: string[] }[];
+}
+
+/** A command run in-process: its output so far, its exit, and an abort standing for Ctrl-C. */
+function start(argv: readonly string[], stdin: AsyncIterable<Uint8Array>) {
+  const stop = new AbortController();
+  const io = { out: '', err: '' };
+  const exit = runCli(commands, argv, { io: { out: (t) => void (io.out += t), err: (t) => void (io.err += t) }, env, signal: stop.signal, stdin });
+  return { io, exit, stop: () => stop.abort() };
+}
+
+/** Standard input that stays open until `signal` aborts, sending nothing. */
+function silentUntil(signal: AbortSignal): AsyncIterable<Uint8Array> {
+  const end = new Promise<IteratorResult<Uint8Array>>((resolve) => signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true }));
+  return { [Symbol.asyncIterator]: () => ({ next: () => end }) };
+}
+
+/** Standard input with `text`, then its end. */
+function lines(...text: string[]): AsyncIterable<Uint8Array> {
+  return Readable.from(text.map((t) => new TextEncoder().encode(t)));
+}
+
+/** Resolves once `read()` matches `pattern`; polls on a short real timer, bounded by `timeoutMs`. */
+async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !pattern.test(read()); ) {
+    if (Date.now() > deadline) assert.fail(`expected ${pattern} within ${timeoutMs} ms, got:\n${read()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'natkit-connect-cli-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connect --json reports the path', noLeaks(async () => {
+  const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
+  try {
+    const udp = serve.info.listening.find((l) => l.transport === 'udp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
+    const tcp = serve.info.listening.find((l) => l.transport === 'tcp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
+    const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST];
+    const bobKey = join(dir, 'bob.pem');
+    const idle = new AbortController();
+    const bob = start(['pipe', 'bob', '--listen', '--key', bobKey, ...common], silentUntil(idle.signal));
+    try {
+      await waitFor(() => bob.io.err, /registered "bob"/);
+      assert.equal((await stat(bobKey)).mode & 0o777, 0o600, 'the new key file is private');
+
+      const alice = start(['pipe', 'alice', '--to', 'bob', ...common], lines('hello over the punch\n'));
+      assert.equal(await alice.exit, 0, alice.io.err);
+      await waitFor(() => bob.io.out, /hello over the punch\n/);
+      assert.match(alice.io.err, /order +PUNCH with bob \(key [0-9a-f:]{19}\), controlling/);
+      assert.match(alice.io.err, /connected +bob: direct/);
+
+      // Connect (not pipe) with --json: one JSON line per event on stdout.
+      const carol = start(['connect', 'carol', '--to', 'bob', '--json', ...common], lines());
+      try {
+        await waitFor(() => carol.io.out, /"event":"connected"/);
+        const events = carol.io.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; peer?: { name: string }; path?: { kind: string } });
+        const connected = events.find((e) => e.event === 'connected');
+        assert.deepEqual([connected?.peer?.name, connected?.path?.kind], ['bob', 'direct']);
+      } finally {
+        carol.stop();
+        assert.equal(await carol.exit, 0, carol.io.err);
+      }
+    } finally {
+      bob.stop();
+      idle.abort();
+      assert.equal(await bob.exit, 0, bob.io.err);
+    }
+  } finally {
+    await serve.stop();
+  }
+}));
+
+test('natkit connect and pipe: usage errors exit 2', async () => {
+  const cases: [string[], RegExp][] = [
+    [['connect', 'alice', '--server', HOST], /exactly one of --to PEER, --room ROOM and --listen/],
+    [['connect', 'alice', '--to', 'bob', '--listen', '--server', HOST], /exactly one of/],
+    [['pipe', '--to', 'bob', '--server', HOST], /expected one NAME, got 0/],
+    [['connect', 'alice', '--to', 'bob'], /--server: expected the HOST\[:PORT\] of a natkit serve/],
+    [['pipe', 'alice', '--to', 'bob', '--server', HOST, '--turn-user', 'u'], /--turn-user and --turn-pass: expected both or neither/],
+  ];
+  for (const [argv, expected] of cases) {
+    const run = start(argv, lines());
+    assert.equal(await run.exit, 2, `${argv.join(' ')}: ${run.io.err}`);
+    assert.match(run.io.err, expected);
+  }
+});
