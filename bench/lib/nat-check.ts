@@ -9,7 +9,7 @@
 // the client's interface both ways, counted by nft counters in the client's namespace,
 // which sees every packet of every program (hairpin probes included: they go out to the
 // router and back). Needs root, like the lab.
-import { fileURLToPath } from 'node:url';
+import { buildPackage } from './build.ts';
 import { NAT_TRUTH, type Dependence, type NatPreset } from '../../test/lab/lib/nat-rules.ts';
 import { labUnavailable } from '../../test/lab/lib/command.ts';
 import { startStunServer } from '../../test/lab/lib/probes.ts';
@@ -18,7 +18,6 @@ import type { NatReport } from '../../src/nat/index.ts';
 import type { Endpoint } from '../../src/net/index.ts';
 import { alignColumns, median, ratio } from './report.ts';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const REFERENCE = 'turnutils_natdiscovery';
 /** turnutils_natdiscovery waits about 3 s per unanswered request, and a run has up to four. */
 const RUN_LIMIT_MS = 60_000;
@@ -140,12 +139,12 @@ export function parseNatDiscovery(out: string): Pick<CheckRun, 'mapping' | 'filt
   return { mapping: verdict('Mapping'), filtering: verdict('Filtering'), hairpinning: out.includes('successful hairpinning') };
 }
 
-async function runTool(tool: CheckTool, client: Host, server: Endpoint, run: number): Promise<CheckRun> {
+async function runTool(tool: CheckTool, cli: string, client: Host, server: Endpoint, run: number): Promise<CheckRun> {
   await takeCounters(client);
   const t0 = performance.now();
   const out = tool === 'reference'
     ? await client.ns.exec(REFERENCE, [...ARGS[tool], '-p', String(server.port), server.address], { timeoutMs: RUN_LIMIT_MS })
-    : await client.ns.exec(process.execPath, [CLI, ...ARGS[tool], '--server', `${server.address}:${server.port}`], { timeoutMs: RUN_LIMIT_MS });
+    : await client.ns.exec(process.execPath, [cli, ...ARGS[tool], '--server', `${server.address}:${server.port}`], { timeoutMs: RUN_LIMIT_MS });
   const wallMs = performance.now() - t0;
   const packets = await takeCounters(client);
   if (tool === 'reference') return { run, wallMs, ...packets, ...parseNatDiscovery(out) };
@@ -178,6 +177,9 @@ export async function runCheckBench(o: CheckBenchOptions): Promise<CheckBenchRes
   const rows: CheckRow[] = o.nats.flatMap((nat) => TOOLS.map((tool): CheckRow => ({
     nat, tool, label: label(tool), status: tool === 'reference' && referenceMissing ? 'not installed' : 'ok', runs: [],
   })));
+  // natkit as installed: the built JavaScript, not the sources' type stripping at start-up.
+  o.progress('check: building the package (tsc)');
+  await using built = await buildPackage();
   const lab = await Lab.create({ signal: o.signal });
   try {
     const serverHost = await lab.publicHost('server', { addresses: 2 });
@@ -194,7 +196,7 @@ export async function runCheckBench(o: CheckBenchOptions): Promise<CheckBenchRes
           // A fresh NAT per run: rules reloaded, conntrack flushed.
           router = await lab.loadRules(router, { preset: nat, hairpinning: false });
           try {
-            const r = await runTool(row.tool, client, server, run);
+            const r = await runTool(row.tool, built.path('dist/cli/main.js'), client, server, run);
             row.runs.push(r);
             o.progress(
               `check: ${nat} run ${run}/${o.runs} ${row.tool}: ${Math.round(r.wallMs)} ms, ${r.sent} sent, ${r.received} received; ` +
@@ -244,7 +246,7 @@ const short: Readonly<Record<Dependence, string>> = {
 export function formatCheckBench(r: CheckBenchResult): string {
   const lines: string[] = [
     'NAT discovery in the namespace lab: a client behind a kernel NAT, natkit\'s STUN server on 2 addresses × 2 ports',
-    `${r.runs} run${r.runs > 1 ? 's' : ''} per program and NAT, interleaved, medians; time = wall time of the program (natkit: Node start-up included;`,
+    `${r.runs} run${r.runs > 1 ? 's' : ''} per program and NAT, interleaved, medians; time = wall time of the program (natkit: the built package, Node start-up included;`,
     'natkit\'s own ms = its report\'s durationMs); `--samples 0 --no-portmap` drops port allocation and the port-mapping probe, leaving the reference\'s three tests;',
     'packets = UDP datagrams through the client\'s interface, both ways (nft counters); result: RFC 4787 mapping/filtering found',
     '',

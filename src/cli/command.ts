@@ -58,6 +58,16 @@ export interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
+/** A command known by name and summary until it runs: `load()` imports it. */
+export interface LazyCommand {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+/** What runCli() takes: commands, or lazy ones. */
+export type CommandSource = Command | LazyCommand;
+
 /** Wrong invocation: exits 2 with the message and a pointer to --help. */
 export class UsageError extends NatkitError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -2,7 +2,7 @@
 import type { Command } from './command.ts';
 
 /** `natkit --help`. */
-export function programHelp(commands: readonly Command[]): string {
+export function programHelp(commands: readonly Pick<Command, 'name' | 'summary'>[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'natkit — find your way through NATs: STUN, NAT discovery, port mapping, TURN, hole punching',

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Env } from '../net/index.ts';
 import { isNatkitError } from '../util/index.ts';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type OptionSpec, type ReloadSource } from './command.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type CommandSource, type OptionSpec, type ReloadSource } from './command.ts';
 import { commandHelp, programHelp } from './help.ts';
 
 export interface RunOptions {
@@ -23,18 +23,19 @@ export interface RunOptions {
 type Value = string | boolean | string[];
 
 /** Runs `natkit ARGS…` and resolves to the exit code. Never throws. */
-export async function runCli(commands: readonly Command[], argv: readonly string[], options: RunOptions): Promise<number> {
+export async function runCli(commands: readonly CommandSource[], argv: readonly string[], options: RunOptions): Promise<number> {
   const { io } = options;
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.out(programHelp(commands));
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const found = commands.find((c) => c.name === name);
+  if (found === undefined) {
     io.err(`natkit: unknown command "${name}"; expected one of ${commands.map((c) => c.name).join(', ')}\n`);
     return EXIT_USAGE;
   }
+  const command = 'load' in found ? await found.load() : found;
   try {
     const parsed = parseArgs({
       args: [...rest],

@@ -160,7 +160,9 @@ describe('natkit stun failures and usage', () => {
   });
 
   test('--help lists every option and exits 0', async () => {
-    for (const c of commands) {
+    for (const entry of commands) {
+      const c = await entry.load();
+      assert.equal(c.name, entry.name, 'the entry loads its own command');
       const run = await natkit([c.name, '--help']);
       assert.equal(run.code, 0);
       for (const name of Object.keys(c.options)) assert.match(run.out, new RegExp(`--(\\[no-\\])?${name}\\b`), `${c.name} --help mentions --${name}`);

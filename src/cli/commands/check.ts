@@ -7,13 +7,14 @@ import type { PortMappingProbe } from '../../portmap/index.ts';
 import { isNatkitError } from '../../util/index.ts';
 import { EXIT_OK, UsageError, flag, intOption, stringOption, type Command, type CommandContext } from '../command.ts';
 import { PORTMAP_OPTIONS, cliPortMapper } from './map.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 /** Lifetime ages (seconds) `--lifetime` checks: RFC 4787 REQ-5 asks for at least 120. */
 const LIFETIME_AGES_S = [15, 30, 60, 90, 120, 180];
 
 export const checkCommand: Command = {
   name: 'check',
-  summary: 'find out what NAT and firewall stand between you and the internet',
+  summary: COMMAND_SUMMARIES['check'],
   usage: '[options]',
   options: {
     server: { type: 'string', short: 's', valueName: 'HOST[:PORT]', env: 'NATKIT_STUN_SERVER', description: 'STUN server to test against (best: one with two addresses, like natkit stun-server -l A1 -l A2)' },

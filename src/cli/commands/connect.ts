@@ -2,10 +2,11 @@
 // room's members, or whoever connects to us; print each step and then the path changes.
 import type { Command } from '../command.ts';
 import { PEER_DETAILS, PEER_OPTIONS, runPeer } from '../peer-session.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 export const connectCommand: Command = {
   name: 'connect',
-  summary: 'reach a peer behind NATs by name or room: discovery, registration, punch, path',
+  summary: COMMAND_SUMMARIES['connect'],
   usage: 'NAME (--to PEER | --room ROOM | --listen) --server HOST[:PORT] [options]',
   options: PEER_OPTIONS,
   details: [

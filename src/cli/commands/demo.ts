@@ -10,6 +10,7 @@ import { NatkitError } from '../../util/index.ts';
 import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type Command, type CommandContext } from '../command.ts';
 import { connectionJson, progressLine } from '../peer-session.ts';
 import { SIM_SERVER_ADDRESSES, SIM_TURN_USER, startSimServe, type SimServe } from '../sim-serve.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 const DEFAULT_A: Preset = 'symmetric-seq';
 const DEFAULT_B: Preset = 'port-restricted';
@@ -18,7 +19,7 @@ const MESSAGES = 3;
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'watch two peers behind NATs find each other and punch, in a simulated world (no root, no setup)',
+  summary: COMMAND_SUMMARIES['demo'],
   usage: '[--a PRESET] [--b PRESET] [--seed N] [--json] [--trace]',
   options: {
     a: { type: 'string', valueName: 'PRESET', default: DEFAULT_A, description: 'NAT in front of alice (who dials)' },

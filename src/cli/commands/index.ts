@@ -1,14 +1,20 @@
-// Every `natkit` command, in the order --help lists them.
-import type { Command } from '../command.ts';
-import { checkCommand } from './check.ts';
-import { connectCommand } from './connect.ts';
-import { demoCommand } from './demo.ts';
-import { mapCommand } from './map.ts';
-import { pipeCommand } from './pipe.ts';
-import { serveCommand } from './serve.ts';
-import { stunServerCommand } from './stun-server.ts';
-import { stunCommand } from './stun.ts';
-import { turnServerCommand } from './turn-server.ts';
-import { turnCommand } from './turn.ts';
+// Every `natkit` command, in the order --help lists them. Each is imported when it runs,
+// not before: `natkit check` does not load TURN, rendezvous or the simulated world, which
+// keeps the binary's start-up near what one command needs.
+import type { Command, LazyCommand } from '../command.ts';
+import { COMMAND_SUMMARIES, type CommandName } from './summaries.ts';
 
-export const commands: readonly Command[] = [checkCommand, connectCommand, demoCommand, mapCommand, pipeCommand, serveCommand, stunCommand, stunServerCommand, turnCommand, turnServerCommand];
+const lazy = (name: CommandName, load: () => Promise<Command>): LazyCommand => ({ name, summary: COMMAND_SUMMARIES[name], load });
+
+export const commands: readonly LazyCommand[] = [
+  lazy('check', async () => (await import('./check.ts')).checkCommand),
+  lazy('connect', async () => (await import('./connect.ts')).connectCommand),
+  lazy('demo', async () => (await import('./demo.ts')).demoCommand),
+  lazy('map', async () => (await import('./map.ts')).mapCommand),
+  lazy('pipe', async () => (await import('./pipe.ts')).pipeCommand),
+  lazy('serve', async () => (await import('./serve.ts')).serveCommand),
+  lazy('stun', async () => (await import('./stun.ts')).stunCommand),
+  lazy('stun-server', async () => (await import('./stun-server.ts')).stunServerCommand),
+  lazy('turn', async () => (await import('./turn.ts')).turnCommand),
+  lazy('turn-server', async () => (await import('./turn-server.ts')).turnServerCommand),
+];

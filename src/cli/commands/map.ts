@@ -8,6 +8,7 @@ import { MAPPER_PROTOCOLS, type MapProtocol, type MapperProtocol, type MappingCh
 import { isNatkitError } from '../../util/index.ts';
 import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type Command, type CommandContext, type OptionSpec } from '../command.ts';
 import { MappingStateFile, sameMapping, stateDir, type StoredMapping } from '../mapping-state.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 /** Where the port-mapping protocols are asked: shared by `natkit map` and `natkit check`. */
 export const PORTMAP_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -75,7 +76,7 @@ function stored(mapper: PortMapper, record: MappingRecord, expiresAt: number, no
 
 export const mapCommand: Command = {
   name: 'map',
-  summary: 'ask the router for port mappings (PCP, NAT-PMP, UPnP IGD)',
+  summary: COMMAND_SUMMARIES['map'],
   usage: 'add PORT | remove PORT… | remove --all | list | external-ip   [options]',
   options: {
     protocol: { type: 'string', short: 'p', valueName: 'udp|tcp', description: 'add: the protocol (default udp); remove: only this protocol' },

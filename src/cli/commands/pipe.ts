@@ -2,10 +2,11 @@
 // peer sends comes out on standard output, like netcat over a punched path.
 import type { Command } from '../command.ts';
 import { PEER_DETAILS, PEER_OPTIONS, runPeer } from '../peer-session.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 export const pipeCommand: Command = {
   name: 'pipe',
-  summary: 'stdin to a peer and the peer to stdout over a punched path, like netcat',
+  summary: COMMAND_SUMMARIES['pipe'],
   usage: 'NAME (--to PEER | --room ROOM | --listen) --server HOST[:PORT] [options]',
   options: PEER_OPTIONS,
   details: [

@@ -17,6 +17,7 @@ import {
 import { renderRendezvousMetrics, renderStunMetrics } from '../serve-metrics.ts';
 import { shareSocket, type SharedSocket } from '../shared-socket.ts';
 import { relayLine, reloadUsersOnRequest, turnListen, turnOptionSpecs, turnSettings, turnSummary, type RelayInfo, type TurnSettings } from '../turn-options.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 const ENV = 'NATKIT_';
 /** Default TCP port of the rendezvous fallback. */
@@ -66,7 +67,7 @@ const options: Record<string, OptionSpec> = {
 
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'run STUN, TURN and rendezvous together on one shared UDP port',
+  summary: COMMAND_SUMMARIES['serve'],
   usage: '(--user NAME:PASSWORD | --users-file FILE | --secret S | --no-turn) [options]',
   options,
   details: [

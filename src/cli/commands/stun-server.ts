@@ -5,10 +5,11 @@ import { formatEndpoint } from '../../net/index.ts';
 import { StunServer, roleName, type StunServerOptions } from '../../stun/index.ts';
 import { EXIT_OK, UsageError, flag, intOption, type Command, type CommandContext } from '../command.ts';
 import { listOption, pairedPorts, serverOptionSpecs, serverSettings, stunSummary, untilAborted } from '../server-options.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 export const stunServerCommand: Command = {
   name: 'stun-server',
-  summary: 'run a STUN server (RFC 8489, RFC 5780 NAT behaviour discovery, RFC 3489 clients)',
+  summary: COMMAND_SUMMARIES['stun-server'],
   usage: '[options]',
   options: {
     listen: {

@@ -5,13 +5,14 @@ import { resolveEndpoint } from '../../net/node/index.ts';
 import { StunClient, type BindingResult, type StunTransport } from '../../stun/index.ts';
 import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type Command } from '../command.ts';
 import { TLS_CLIENT_OPTIONS, tlsClientOptions } from '../tls-client.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 /** RFC 8489 §6.2: 3478 for STUN over UDP and TCP, 5349 over TLS. */
 const DEFAULT_PORT: Readonly<Record<StunTransport, number>> = { udp: 3478, tcp: 3478, tls: 5349 };
 
 export const stunCommand: Command = {
   name: 'stun',
-  summary: 'ask a STUN server which address and port it sees you as',
+  summary: COMMAND_SUMMARIES['stun'],
   usage: '[options] SERVER[:PORT]',
   options: {
     transport: { type: 'string', short: 't', valueName: 'udp|tcp|tls', description: 'transport to the server', default: 'udp' },

@@ -8,12 +8,13 @@ import { EXIT_OK, UsageError, flag, intOption, type Command, type CommandContext
 import { serveMetrics, type MetricsHttp } from '../metrics-http.ts';
 import { addressOption, hostPortOption, listOption, serverOptionSpecs, serverSettings, untilAborted } from '../server-options.ts';
 import { relayLine, reloadUsersOnRequest, turnListen, turnOptionSpecs, turnSettings, turnSummary, type RelayInfo } from '../turn-options.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 const ENV = 'NATKIT_TURN_';
 
 export const turnServerCommand: Command = {
   name: 'turn-server',
-  summary: 'run a TURN relay (RFC 8656) with long-term or TURN REST API credentials',
+  summary: COMMAND_SUMMARIES['turn-server'],
   usage: '(--user NAME:PASSWORD | --users-file FILE | --secret S) [options]',
   options: {
     listen: { type: 'string', short: 'l', multiple: true, valueName: 'ADDR', env: `${ENV}LISTEN`, default: '0.0.0.0', description: 'address to serve clients on (repeatable)' },

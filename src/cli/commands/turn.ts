@@ -9,6 +9,7 @@ import { TurnClient, type RelayedSocket, type TurnAllocation, type TurnClientTra
 import { NatkitError, isNatkitError } from '../../util/index.ts';
 import { EXIT_OK, UsageError, flag, intOption, stringOption, type Command, type CommandContext } from '../command.ts';
 import { TLS_CLIENT_OPTIONS, tlsClientOptions } from '../tls-client.ts';
+import { COMMAND_SUMMARIES } from './summaries.ts';
 
 /** RFC 8656 §4: 3478 over UDP and TCP, 5349 over TLS. */
 const DEFAULT_PORT: Readonly<Record<TurnClientTransport, number>> = { udp: 3478, tcp: 3478, tls: 5349 };
@@ -41,7 +42,7 @@ export interface TurnReport {
 export function createTurnCommand(streams: TurnStreams): Command {
   return {
     name: 'turn',
-    summary: 'allocate a TURN relay (RFC 8656) and relay stdin/stdout through it, like netcat',
+    summary: COMMAND_SUMMARIES['turn'],
     usage: '--user NAME --pass PASSWORD [options] SERVER[:PORT]',
     options: {
       user: { type: 'string', short: 'u', valueName: 'NAME', description: 'long-term credential username (required)' },
