@@ -35,6 +35,7 @@ export function renderRendezvousMetrics(s: RendezvousServerStats, registrations:
     },
     metric('keepalives_total', 'counter', 'KEEPALIVE frames answered.', s.keepalives),
     metric('expired_total', 'counter', 'Leases that ended without keepalive.', s.expired),
+    metric('unregistered_total', 'counter', 'Registrations ended by UNREGISTER (the peer closed).', s.unregistered),
     {
       name: 'requests_total', type: 'counter', help: 'Introduction requests, by kind.',
       samples: [[{ kind: 'connect' }, s.connects], [{ kind: 'join' }, s.joins]],

@@ -223,11 +223,21 @@ export class RendezvousClient implements AsyncDisposable {
     return iterator;
   }
 
-  /** Stops keepalives, fails pending requests, ends punches() iterators and any TCP stream; the socket stays open. Idempotent. */
+  /**
+   * Sends UNREGISTER (once, unanswered: the name is free at once rather than when the lease
+   * ends), stops keepalives, fails pending requests, ends punches() iterators and any TCP
+   * stream; the socket stays open. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.isClosed) return;
     this.isClosed = true;
     this.timer?.cancel();
+    // Best effort: a lost frame leaves the lease to end, and a server older than UNREGISTER
+    // answers ERROR bad-request, which arrives after the handler is gone.
+    if (this.session !== undefined) {
+      this.transmit(encodeFrame({ type: 'unregister', transactionId: this.env.random.bytes(TRANSACTION_ID_BYTES), session: this.session }));
+      this.session = undefined;
+    }
     this.o.socket.onPacket(undefined);
     for (const p of [...this.pending.values()]) p.fail(new NatkitError('ERR_CLOSED', 'rendezvous client closed'));
     for (const stop of [...this.closers]) stop();
@@ -329,8 +339,7 @@ export class RendezvousClient implements AsyncDisposable {
         const stream = this.stream;
         transmissions++;
         if (transmissions > 1) this.stats.retransmissions++;
-        if (stream !== undefined) stream.write(toStreamMessage(frame));
-        else this.o.socket.send(frame, this.o.server);
+        this.transmit(frame);
         const last = stream !== undefined || transmissions >= maxTransmissions;
         const waitMs = stream !== undefined ? (this.o.streamTimeoutMs ?? 5000) : rtoMs * 2 ** (transmissions - 1);
         timer = clock.setTimer(waitMs, () => {
@@ -353,6 +362,12 @@ export class RendezvousClient implements AsyncDisposable {
       signal?.addEventListener('abort', onAbort, { once: true });
       transmit();
     });
+  }
+
+  /** One frame to the server over the transport we are registered on. */
+  private transmit(frame: Uint8Array): void {
+    if (this.stream !== undefined) this.stream.write(toStreamMessage(frame));
+    else this.o.socket.send(frame, this.o.server);
   }
 
   private onDatagram(data: Uint8Array, from: Endpoint): void {

@@ -51,6 +51,9 @@ const SPECS = {
     optional: { nat: NAT, room: ROOM },
   },
   error: { code: 0x0b, fields: { code: ERROR_CODE }, optional: { reason: REASON, versions: VERSIONS } },
+  // Added within version 1: a client sends it best effort and needs no answer, so an old
+  // server's ERROR bad-request costs nothing (docs/rendezvous.md, Versioning).
+  unregister: { code: 0x0c, fields: { session: SESSION }, optional: {} },
 } as const;
 
 type Specs = typeof SPECS;

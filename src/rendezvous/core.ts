@@ -1,7 +1,7 @@
 // The rendezvous server's sans-I/O core (docs/rendezvous.md): bytes, the sender, the link
 // they came in on and the time go in; frames to send (bytes, destination, link) come out.
 // Registrations are keyed by name and bound to the Ed25519 key that registered them until
-// their lease ends; CONNECT (the seed's ASK_PUNCHING) and rooms (the seed's "pool") make
+// their lease ends or their holder sends UNREGISTER; CONNECT (the seed's ASK_PUNCHING) and rooms (the seed's "pool") make
 // the core order both sides of a pair to punch (ORDER_PUNCHING). Every destination is an
 // address the server saw a packet from — the current sender, or a registration's source
 // proven by the challenge — never one written in a payload (no reflection).
@@ -173,6 +173,7 @@ export class RendezvousCore<L> {
       case 'connect': return this.connect(input, msg);
       case 'join': return this.join(input, msg);
       case 'leave': return this.leave(input, msg);
+      case 'unregister': return this.unregister(input, msg);
       default: return this.drop('unexpected');
     }
   }
@@ -271,6 +272,19 @@ export class RendezvousCore<L> {
     const reg = this.session(input, msg.session);
     if (reg === undefined) return this.error(input, msg, 'not-registered');
     this.leaveRoom(reg, msg.room);
+    return { sends: [this.ok(input, msg)] };
+  }
+
+  /**
+   * The holder gives its name up before its lease ends (a peer restarting with the same
+   * key then finds no old registration). Only its own session, from the registered address
+   * and link, does it: nobody else can free a name.
+   */
+  private unregister(input: CoreInput<L>, msg: MessageOf<'unregister'>): CoreResult<L> {
+    const reg = this.session(input, msg.session);
+    if (reg === undefined) return this.error(input, msg, 'not-registered');
+    this.remove(reg);
+    this.stats.unregistered++;
     return { sends: [this.ok(input, msg)] };
   }
 

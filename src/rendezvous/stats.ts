@@ -29,6 +29,8 @@ export interface RendezvousStats {
   keepalives: number;
   /** Leases that ended without keepalive. */
   expired: number;
+  /** Registrations their holder ended with UNREGISTER. */
+  unregistered: number;
   connects: number;
   joins: number;
   /** PUNCH frames produced (two per introduction). */
@@ -41,7 +43,7 @@ export interface RendezvousStats {
 /** Fresh zeroed counters. */
 export function createRendezvousStats(): RendezvousStats {
   return {
-    received: 0, challenges: 0, registered: 0, reregistered: 0, keepalives: 0, expired: 0, connects: 0, joins: 0, punchOrders: 0,
+    received: 0, challenges: 0, registered: 0, reregistered: 0, keepalives: 0, expired: 0, unregistered: 0, connects: 0, joins: 0, punchOrders: 0,
     errors: Object.fromEntries(Object.keys(ERROR_CODES).map((c) => [c, 0])) as RendezvousStats['errors'],
     dropped: Object.fromEntries(RENDEZVOUS_DROPS.map((r) => [r, 0])) as Record<RendezvousDrop, number>,
   };

@@ -35,6 +35,7 @@ export function renderMetrics(stats: TurnServerStats): string {
     },
     one('received_total', 'counter', 'Client messages and peer datagrams handled.', stats.received),
     one('responses_total', 'counter', 'Responses sent to clients.', stats.replies),
+    one('keepalives_total', 'counter', 'Binding indications from clients (keepalives, never answered).', stats.keepalives),
     {
       name: 'error_responses_total', type: 'counter', help: 'Error responses, by code.',
       samples: Object.entries(stats.errors).sort(([a], [b]) => Number(a) - Number(b)).map(([code, n]) => [{ code }, n]),

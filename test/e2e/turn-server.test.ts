@@ -183,6 +183,7 @@ test('metrics: Prometheus text with bounded labels', noLeaks(async () => {
   assert.match(metrics, /^natkit_turn_allocations_created_total 1$/m);
   assert.match(metrics, /^natkit_turn_error_responses_total\{code="401"\} 1$/m);
   assert.match(metrics, /^natkit_turn_dropped_total\{reason="rate-limited"\} 0$/m);
+  assert.match(metrics, /^natkit_turn_keepalives_total 0$/m);
   assert.match(metrics, /^natkit_turn_relayed_bytes_total\{direction="to-peer"\} 0$/m);
   assert.ok(!metrics.includes('alice') && !metrics.includes('127.0.0.1'), 'no user or address in a label');
 }));

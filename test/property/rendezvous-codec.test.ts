@@ -73,6 +73,7 @@ const message: fc.Arbitrary<RendezvousMessage> = fc.oneof(
   }), opt('nat', nat), opt('room', name)).map(([m, a, b]) => ({ type: 'punch' as const, ...m, ...a, ...b })),
   fc.tuple(txid, fc.integer({ min: 0, max: 65535 }), opt('reason', fc.string({ maxLength: 40 })), opt('versions', fc.constant({ min: 1, max: 1 })))
     .map(([t, code, a, b]) => ({ type: 'error' as const, transactionId: t, code, ...a, ...b })),
+  fc.record({ transactionId: txid, session: bytes(16) }).map((m) => ({ type: 'unregister', ...m }) as const),
 );
 
 test('any bytes decode to a message or a RendezvousDecodeError', () => {

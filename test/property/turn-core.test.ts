@@ -1,7 +1,7 @@
 // fast-check properties of the TURN codec and core: any bytes into the core end as a reply,
-// a relayed datagram or a counted drop, never a throw; every reply decodes with the
-// request's transaction ID; ChannelData and the TURN attributes round-trip, and any bytes
-// decode to a value or our typed error; 10 000 garbage inputs leave the core serving a
+// a relayed datagram, a counted keepalive or a counted drop, never a throw; every reply
+// decodes with the request's transaction ID; ChannelData and the TURN attributes
+// round-trip, and any bytes decode to a value or our typed error; 10 000 garbage inputs leave the core serving a
 // valid client, with no allocation or permission created by them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,9 +57,9 @@ const garbage: fc.Arbitrary<Uint8Array> = fc.oneof(
     Uint8Array.from([c >> 8, c & 0xff, n >> 8, n & 0xff, ...d])),
 );
 
-/** Checks one result: exactly one of output or drop; a reply to a STUN request carries its transaction ID. */
+/** Checks one result: exactly one of output, keepalive or drop; a reply to a STUN request carries its transaction ID. */
 function checkResult(input: Uint8Array, r: TurnResult): void {
-  assert.ok((r.output === undefined) !== (r.drop === undefined), 'one output or one drop');
+  assert.equal([r.output, r.keepalive, r.drop].filter((x) => x !== undefined).length, 1, 'one output, one keepalive or one drop');
   if (r.drop !== undefined) assert.ok(TURN_DROP_REASONS.includes(r.drop));
   if (r.output?.kind === 'client' && looksLikeStun(r.output.data)) {
     const reply = decodeMessage(r.output.data);
@@ -67,14 +67,14 @@ function checkResult(input: Uint8Array, r: TurnResult): void {
   }
 }
 
-/** received = replies + relayed both ways + Σ dropped. */
+/** received = replies + relayed both ways + keepalives + Σ dropped. */
 function checkCounters(core: TurnServerCore): void {
   const s = core.stats;
   const dropped = TURN_DROP_REASONS.reduce((n, r) => n + s.dropped[r], 0);
-  assert.equal(s.received, s.replies + s.toPeerPackets + s.toClientPackets + dropped);
+  assert.equal(s.received, s.replies + s.toPeerPackets + s.toClientPackets + s.keepalives + dropped);
 }
 
-test('any bytes from a client, over UDP or a stream: a reply, a relay or a counted drop, never a throw', () => {
+test('any bytes from a client, over UDP or a stream: a reply, a relay, a keepalive or a counted drop, never a throw', () => {
   const core = makeCore();
   fc.assert(fc.property(garbage, endpoint, fc.constantFrom<'udp' | 'tcp' | 'tls'>('udp', 'tcp', 'tls'), fc.nat(10_000_000), (data, client, transport, now) => {
     checkResult(data, core.handleClient({ data, client, server: PEER, transport, now }));

@@ -2,7 +2,8 @@
 // register from the very socket they will punch from (a PacketMux shared with STUN), the
 // server sees the mapping a STUN server on the same socket sees, CONNECT and rooms give
 // both sides each other's reflexive candidate and one start moment, a UDP-blocked peer
-// registers over TCP, and leases live exactly as long as keepalives come.
+// registers over TCP, leases live exactly as long as keepalives come, and close() frees
+// the name at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MUX_STUN, PacketMux, endpoint, endpointKey, type Endpoint } from '../../src/net/index.ts';
@@ -47,9 +48,9 @@ interface Peer extends AsyncDisposable {
   readonly publicKey: Uint8Array;
 }
 
-/** A host behind its own router, registered as `name` from one muxed socket. */
-async function peer(world: World, server: Server, name: string, nat: NatOptions, delayMs = 10): Promise<Peer> {
-  const host = world.addRouter({ name: `${name}-nat`, nat, link: { delayMs } }).addHost({ name });
+/** A host (`hostName`) behind its own router, registered as `name` from one muxed socket. */
+async function peer(world: World, server: Server, name: string, nat: NatOptions, delayMs = 10, hostName = name): Promise<Peer> {
+  const host = world.addRouter({ name: `${hostName}-nat`, nat, link: { delayMs } }).addHost({ name: hostName });
   const mux = new PacketMux(await world.run(host.env.network.bindUdp()));
   const identity = identityFromSeed(host.env.random.bytes(32));
   const client = await world.run(RendezvousClient.register({ env: host.env, server: server.udp, socket: mux.route(MUX_RENDEZVOUS), name, identity }));
@@ -133,10 +134,30 @@ test('keepalives hold the lease for minutes; without them it ends after leaseS',
   await world.elapse(180_000);
   assert.equal(server.rendezvous.stats.expired, 0);
   assert.ok(alice.client.stats.keepalives >= 17);
-  await alice[Symbol.asyncDispose]();
+  // alice vanishes: her socket goes first, so close() cannot send UNREGISTER.
+  await alice.mux.close();
+  await alice.client.close();
   await world.elapse(31_000);
   assert.equal(server.rendezvous.stats.expired, 1);
   await assert.rejects(world.run(bob.client.connect('alice')), (err: unknown) => err instanceof Error && 'reason' in err && err.reason === 'not-found');
+}));
+
+test('close() unregisters, over UDP and over TCP: the name is free at once for a new key', simTest({}, async (world) => {
+  await using server = await startServer(world);
+  await using carol = await peer(world, server, 'carol', NAT_PRESETS['full-cone']);
+  for (const [name, nat] of [['alice', NAT_PRESETS['port-restricted-cone']], ['bob', NAT_PRESETS['udp-blocked']]] as const) {
+    const old = await peer(world, server, name, nat);
+    const { unregistered } = server.rendezvous.stats;
+    await old[Symbol.asyncDispose]();
+    await world.elapse(200);
+    assert.equal(server.rendezvous.stats.unregistered, unregistered + 1);
+    await assert.rejects(world.run(carol.client.connect(name)), (err: unknown) => err instanceof Error && 'reason' in err && err.reason === 'not-found');
+    // Another key (a new host's identity) takes the name well within the old lease.
+    await using again = await peer(world, server, name, nat, 10, `${name}-restarted`);
+    assert.notDeepEqual(again.publicKey, old.publicKey);
+    assert.equal((await world.run(carol.client.connect(name))).peer.name, name);
+  }
+  assert.equal(server.rendezvous.stats.expired, 0);
 }));
 
 test('a NAT that drops the mapping: the keepalive goes unanswered, the client registers again from its new mapping', simTest({}, async (world) => {

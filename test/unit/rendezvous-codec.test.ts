@@ -35,6 +35,7 @@ const messages: RendezvousMessage[] = [
     startAtMs: 1150, offsetMs: 20, controlling: true, nat, room: 'lobby',
   },
   { type: 'error', transactionId: txid, code: 6, reason: 'name-taken', versions: { min: 1, max: 1 } },
+  { type: 'unregister', transactionId: txid, session: bytes(16, 4) },
 ];
 
 for (const m of messages) {
@@ -45,6 +46,11 @@ for (const m of messages) {
     assert.deepEqual(decodeFrame(frame), m);
   });
 }
+
+test('UNREGISTER is type 0x0C and carries SESSION only', () => {
+  const frame = encodeFrame({ type: 'unregister', transactionId: txid, session: bytes(16, 4) });
+  assert.deepEqual(frame, Uint8Array.from([0xd0, 1, 0x0c, 0, 0, 19, ...txid, 0x0a, 0, 16, ...bytes(16, 4)]));
+});
 
 /** A sound header around `body` (type 0x09 ok unless given). */
 const frameOf = (body: number[], type = 0x09, version = 1): Uint8Array =>
@@ -62,6 +68,7 @@ const bad: { name: string; data: Uint8Array; reason?: 'malformed' | 'version' | 
   { name: 'TLV overrun', data: frameOf([0x14, 0, 5, 0]), reason: 'malformed', hasTxid: true },
   { name: 'repeated TLV', data: frameOf([0x14, 0, 0, 0x14, 0, 0]), reason: 'malformed', hasTxid: true },
   { name: 'missing required TLV', data: frameOf([], 0x06), reason: 'malformed', hasTxid: true },
+  { name: 'UNREGISTER without SESSION', data: frameOf([0x01, 0, 1, 0x61], 0x0c), reason: 'malformed', hasTxid: true },
   { name: 'control character in a name', data: frameOf([0x0a, 0, 16, ...bytes(16, 1), 0x01, 0, 2, 0x61, 0x0a], 0x06), reason: 'malformed', hasTxid: true },
   { name: 'empty name', data: frameOf([0x0a, 0, 16, ...bytes(16, 1), 0x01, 0, 0], 0x06), reason: 'malformed', hasTxid: true },
   { name: 'invalid UTF-8 name', data: frameOf([0x0a, 0, 16, ...bytes(16, 1), 0x01, 0, 1, 0xff], 0x06), reason: 'malformed', hasTxid: true },

@@ -1,8 +1,8 @@
 // The rendezvous server core, fed frames by hand on a fake clock: registration with the
 // challenge and key binding (takeover refused, the same key may move), expiry without
-// keepalive, CONNECT ordering both sides, rooms introducing every pair once, no reflection
-// (every send goes to an address the core saw a packet from), rate limits and the
-// amplification rule.
+// keepalive, UNREGISTER by the holder only, CONNECT ordering both sides, rooms introducing
+// every pair once, no reflection (every send goes to an address the core saw a packet
+// from), rate limits and the amplification rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpoint, endpointKey, type Endpoint, type Random } from '../../src/net/index.ts';
@@ -266,6 +266,51 @@ test('tables are bounded: registrations and rooms', () => {
   h.now += 31_000;
   assert.equal(h.register('c', C).type, 'registered');
   assert.equal(h.core.roomCount, 0);
+});
+
+test('UNREGISTER frees the name at once for another key and leaves the rooms', () => {
+  const h = new Harness();
+  const a = h.session('alice', A);
+  const b = h.session('bob', B);
+  assert.equal(h.feed({ type: 'join', transactionId: tx(), session: a, room: 'pool' }, A).messages[0]?.type, 'ok');
+  assert.equal(errorOf(h.register('alice', C, 'mallory')), 'name-taken');
+  const txid = tx();
+  const r = h.feed({ type: 'unregister', transactionId: txid, session: a }, A);
+  assert.deepEqual(r.messages, [{ type: 'ok', transactionId: txid }]);
+  assert.deepEqual(r.sends.map((s) => endpointKey(s.to)), [endpointKey(A)]);
+  assert.equal(h.core.stats.unregistered, 1);
+  assert.equal(h.core.registrationCount, 1);
+  assert.equal(h.core.roomCount, 0);
+  // No waiting for the lease: another key takes the name now; the old session is dead.
+  assert.equal(errorOf(h.feed({ type: 'connect', transactionId: tx(), session: b, name: 'alice' }, B).messages[0]), 'not-found');
+  assert.equal(h.register('alice', C, 'mallory').type, 'registered');
+  assert.equal(errorOf(h.feed({ type: 'keepalive', transactionId: tx(), session: a }, A).messages[0]), 'not-registered');
+  assert.equal(errorOf(h.feed({ type: 'unregister', transactionId: tx(), session: a }, A).messages[0]), 'not-registered');
+  assert.equal(h.core.stats.unregistered, 1);
+});
+
+test('UNREGISTER from another address, link or session is refused and frees nothing', () => {
+  const h = new Harness();
+  const a = h.session('alice', A);
+  const b = h.session('bob', B);
+  const tcp = h.session('carol', C, { link: 'stream-1', transport: 'tcp' });
+  const cases: { name: string; session: Uint8Array; from: Endpoint; link?: string }[] = [
+    { name: 'alice\'s session from bob\'s address', session: a, from: B },
+    { name: 'alice\'s session from another address', session: a, from: VICTIM },
+    { name: 'alice\'s session on another link', session: a, from: A, link: 'udp1' },
+    { name: 'bob\'s session from alice\'s address', session: b, from: A },
+    { name: 'an unknown session', session: new Uint8Array(16).fill(0xee), from: A },
+    { name: 'carol\'s session over UDP from her TCP address', session: tcp, from: C },
+  ];
+  for (const c of cases) {
+    assert.equal(errorOf(h.feed({ type: 'unregister', transactionId: tx(), session: c.session }, c.from, c.link).messages[0]), 'not-registered', c.name);
+  }
+  assert.equal(h.core.stats.unregistered, 0);
+  assert.equal(h.core.registrationCount, 3);
+  assert.equal(errorOf(h.register('alice', VICTIM, 'mallory')), 'name-taken');
+  // Over its own stream, carol's UNREGISTER counts.
+  assert.equal(h.feed({ type: 'unregister', transactionId: tx(), session: tcp }, C, 'stream-1', 'tcp').messages[0]?.type, 'ok');
+  assert.equal(h.core.registrationCount, 2);
 });
 
 test('a TCP registration ends with its stream', () => {

@@ -506,6 +506,19 @@ test('Binding is answered without credentials; responses and other indications a
   assert.equal(c.send(encodeMessage({ method: 0x00a, cls: StunClass.REQUEST, transactionId: newId() })).drop, 'unknown-method');
 });
 
+test('a Binding indication is a keepalive: no response, counted, not a drop (RFC 8489 §6.3.2)', () => {
+  const core = makeCore();
+  const c = new TestClient(core);
+  for (const fingerprint of [false, true]) {
+    const r = c.send(encodeMessage({ method: BINDING, cls: StunClass.INDICATION, transactionId: newId() }, { fingerprint }));
+    assert.deepEqual(r, { keepalive: true });
+  }
+  assert.equal(core.stats.keepalives, 2);
+  assert.equal(core.stats.received, 2);
+  assert.equal(core.stats.replies, 0);
+  assert.ok(Object.values(core.stats.dropped).every((n) => n === 0));
+});
+
 test('unknown comprehension-required attribute → 420 after authentication, with integrity', () => {
   const c = new TestClient(makeCore());
   const reply = c.request(ALLOCATE, [UDP, attr(rawAttribute(0x7777), Uint8Array.of(1, 2, 3, 4))]);

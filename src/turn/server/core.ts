@@ -249,6 +249,7 @@ export class TurnServerCore {
 
   private count(r: TurnResult): TurnResult {
     if (r.drop !== undefined) this.stats.dropped[r.drop]++;
+    else if (r.keepalive === true) this.stats.keepalives++;
     return r;
   }
 
@@ -265,6 +266,9 @@ export class TurnServerCore {
     }
     if (checkFingerprint(msg) === 'mismatch') return { drop: 'malformed' };
     if (msg.cls === StunClass.INDICATION && msg.method === SEND) return this.send(input, msg);
+    // RFC 8489 §6.3.2: a Binding indication gets no response. Clients send them to keep their
+    // NAT mapping alive (our TURN client every 15 s over UDP, RFC 8445 §11): its arrival did the work.
+    if (msg.cls === StunClass.INDICATION && msg.method === BINDING) return { keepalive: true };
     if (msg.cls !== StunClass.REQUEST) return { drop: 'unexpected-class' };
     if (msg.method === BINDING) return this.limited(input) ?? this.binding(input, msg);
     if (msg.method !== ALLOCATE && msg.method !== REFRESH && msg.method !== CREATE_PERMISSION && msg.method !== CHANNEL_BIND) {

@@ -54,11 +54,13 @@ export interface ToPeer {
   readonly dontFragment: boolean;
 }
 
-/** What the core decided for one input: one output, or a drop reason. */
+/** What the core decided for one input: one output, a keepalive, or a drop reason. */
 export interface TurnResult {
   readonly output?: ToClient | ToPeer;
   /** The code of an error response. */
   readonly errorCode?: number;
+  /** A Binding indication: the client's keepalive, which gets nothing back (RFC 8489 §6.3.2). */
+  readonly keepalive?: true;
   readonly drop?: TurnDropReason;
 }
 

@@ -1,11 +1,11 @@
-// Counters of the TURN server core: every input ends in one reply, one relayed datagram
-// or one drop, so received = replies + relayed + Σ dropped.
+// Counters of the TURN server core: every input ends in one reply, one relayed datagram,
+// one keepalive or one drop, so received = replies + relayed + keepalives + Σ dropped.
 
 /** Why an input got neither a reply nor a relay (RFC 8656 "silently discarded" cases, and our guards). */
 export type TurnDropReason =
   /** Neither STUN nor ChannelData, a broken header, an RFC 3489 message or a bad FINGERPRINT. */
   | 'malformed'
-  /** Responses and indications other than Send: a server has no transactions of its own (RFC 8489 §6.3). */
+  /** Responses, and indications other than Send and Binding: a server has no transactions of its own (RFC 8489 §6.3). */
   | 'unexpected-class'
   /** Requests of methods a TURN server does not serve. */
   | 'unknown-method'
@@ -48,6 +48,8 @@ export interface TurnServerCoreStats {
   /** Datagrams relayed peer → client (Data indications and ChannelData), and their application bytes. */
   toClientPackets: number;
   toClientBytes: number;
+  /** Binding indications from clients: keepalives of their NAT mappings, never answered (RFC 8489 §6.3.2). */
+  keepalives: number;
   /** Inputs that got nothing, by reason. */
   dropped: Record<TurnDropReason, number>;
   /** Allocations created, and ended by Refresh with lifetime 0 or by expiry. */
@@ -63,7 +65,7 @@ export interface TurnServerCoreStats {
 /** Fresh zeroed counters. */
 export function createTurnStats(): TurnServerCoreStats {
   return {
-    received: 0, replies: 0, errors: {}, toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0,
+    received: 0, replies: 0, errors: {}, toPeerPackets: 0, toPeerBytes: 0, toClientPackets: 0, toClientBytes: 0, keepalives: 0,
     dropped: Object.fromEntries(TURN_DROP_REASONS.map((r) => [r, 0])) as Record<TurnDropReason, number>,
     allocationsCreated: 0, allocationsDeleted: 0, allocationsExpired: 0, allocationsDisconnected: 0, authFailures: 0,
   };
