@@ -1,13 +1,15 @@
 // What `natkit connect` and `natkit pipe` share: their options, the identity key file,
 // connect() on real sockets with progress on stderr (or JSON lines on stdout), and the
 // connections it yields, watched for path changes until Ctrl-C (connect) or the end of
-// standard input (pipe).
+// standard input (pipe, over a SecureSession per connection: encrypted end to end,
+// reliable and ordered).
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { formatEndpoint } from '../net/index.ts';
 import { localAddressToward, resolveEndpoint } from '../net/node/index.ts';
 import { connect, describePath, type ConnectAgent, type ConnectOptions, type ConnectProgress, type PeerConnection } from '../punch/index.ts';
 import { identityFromKey, type RendezvousIdentity } from '../rendezvous/index.ts';
+import { secureConnection, type SecureSession } from '../session/index.ts';
 import { EXIT_OK, UsageError, flag, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
 import { untilAborted } from './server-options.ts';
 
@@ -88,7 +90,7 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
     onProgress: (p) => (json ? emit('progress', { step: p.step, detail: p.detail, ...(p.peer !== undefined && { peer: p.peer }) }, '') : io.err(progressLine(p, t0))),
     onError: (err) => emit('error', { message: err.message }, `error      ${err.message}`),
   };
-  const session = new Session(ctx, pipe, json, emit);
+  const session = new Session(ctx, pipe ? identity : undefined, json, emit);
   if (mode.kind === 'to') {
     const conn = await connect({ ...options, peer: mode.peer });
     session.add(conn);
@@ -128,38 +130,50 @@ async function loadIdentity(path: string | undefined): Promise<RendezvousIdentit
   }
 }
 
-/** Largest message `natkit pipe` sends: well under the path MTU after TURN's and our framing. */
-const PIPE_CHUNK_BYTES = 1024;
-/** After the end of input, let the last datagrams leave before the socket closes, ms. */
-const PIPE_LINGER_MS = 200;
+/** Largest message `natkit pipe` sends (the session fragments it to fit the path). */
+const PIPE_CHUNK_BYTES = 16_384;
+/** After the end of input, how long to wait for the peers to acknowledge everything, ms. */
+const PIPE_DRAIN_MS = 10_000;
+/** How often to look whether everything was acknowledged, ms. */
+const PIPE_DRAIN_POLL_MS = 20;
 
 /** The connections of one run: reported, watched, and for pipe fed with standard input. */
 class Session {
   private readonly ctx: CommandContext;
-  private readonly pipe: boolean;
+  /** pipe: our identity, for the secure sessions; undefined for connect. */
+  private readonly identity: RendezvousIdentity | undefined;
   private readonly json: boolean;
   private readonly emit: (event: string, data: Record<string, unknown>, human: string) => void;
-  private readonly conns = new Set<PeerConnection>();
+  private readonly sessions = new Map<PeerConnection, SecureSession>();
   private firstConnection: (() => void) | undefined;
   private readonly connected = new Promise<void>((resolve) => (this.firstConnection = resolve));
 
-  constructor(ctx: CommandContext, pipe: boolean, json: boolean, emit: Session['emit']) {
+  constructor(ctx: CommandContext, identity: RendezvousIdentity | undefined, json: boolean, emit: Session['emit']) {
     this.ctx = ctx;
-    this.pipe = pipe;
+    this.identity = identity;
     this.json = json;
     this.emit = emit;
   }
 
   add(conn: PeerConnection): void {
-    this.conns.add(conn);
     // The human line came with connect()'s progress ('connected'); JSON gets the whole state.
     if (this.json) this.emit('connected', connectionJson(conn), '');
     conn.onPathChange((path) => this.emit('path', { peer: conn.peer.name, kind: path.kind, method: path.method, remote: formatEndpoint(path.remote) }, `path       ${conn.peer.name}: ${describePath(path)}`));
     conn.onClose((error) => {
-      this.conns.delete(conn);
+      void this.sessions.get(conn)?.close();
+      this.sessions.delete(conn);
       this.emit('closed', { peer: conn.peer.name, ...(error !== undefined && { error: error.message }) }, `closed     ${conn.peer.name}${error === undefined ? '' : `: ${error.message}`}`);
     });
-    if (this.pipe) conn.onMessage((data) => this.ctx.io.out(new TextDecoder().decode(data)));
+    if (this.identity !== undefined) {
+      // The initiator is the controlling side; only the key the PUNCH order named may answer.
+      const session = secureConnection(conn, { env: this.ctx.env, identity: this.identity });
+      const decoder = new TextDecoder();
+      session.onMessage((data) => this.ctx.io.out(decoder.decode(data, { stream: true })));
+      session.onClose((error) => {
+        if (error !== undefined) this.emit('error', { peer: conn.peer.name, message: error.message }, `error      ${conn.peer.name}: ${error.message}`);
+      });
+      this.sessions.set(conn, session);
+    }
     this.firstConnection?.();
   }
 
@@ -167,20 +181,22 @@ class Session {
   async run(close: () => Promise<void>): Promise<void> {
     const { signal } = this.ctx;
     try {
-      if (!this.pipe) await untilAborted(signal);
+      if (this.identity === undefined) await untilAborted(signal);
       else {
         await Promise.race([this.connected, untilAborted(signal)]);
         if (!signal.aborted) await this.relayInput();
       }
     } finally {
+      for (const session of this.sessions.values()) await session.close();
       await close();
     }
   }
 
   /**
-   * Standard input to every connection, in chunks, until its end or Ctrl-C; then lingers a
-   * moment. A read pending at Ctrl-C cannot be cancelled through an iterator (return() waits
-   * for it): the binary destroys its standard input at exit.
+   * Standard input to every connection's session, in chunks, until its end or Ctrl-C; then
+   * waits (up to PIPE_DRAIN_MS) until the peers acknowledged everything. A read pending at
+   * Ctrl-C cannot be cancelled through an iterator (return() waits for it): the binary
+   * destroys its standard input at exit.
    */
   private async relayInput(): Promise<void> {
     const { stdin, env, signal } = this.ctx;
@@ -190,9 +206,12 @@ class Session {
     for (let r = await Promise.race([input.next(), aborted]); r !== undefined && r.done !== true; r = await Promise.race([input.next(), aborted])) {
       for (let at = 0; at < r.value.length; at += PIPE_CHUNK_BYTES) {
         const part = r.value.subarray(at, at + PIPE_CHUNK_BYTES);
-        for (const conn of this.conns) conn.send(part);
+        for (const session of this.sessions.values()) if (session.state === 'handshaking' || session.state === 'open') session.send(part);
       }
     }
-    await new Promise<void>((resolve) => env.clock.setTimer(PIPE_LINGER_MS, resolve));
+    const drained = (): boolean => [...this.sessions.values()].every((s) => s.unacknowledged === 0 || (s.state !== 'handshaking' && s.state !== 'open'));
+    for (const deadline = env.clock.now() + PIPE_DRAIN_MS; !drained() && !signal.aborted && env.clock.now() < deadline; ) {
+      await new Promise<void>((resolve) => env.clock.setTimer(PIPE_DRAIN_POLL_MS, resolve));
+    }
   }
 }

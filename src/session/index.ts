@@ -16,3 +16,4 @@ export {
   type SessionOptions, type SessionPeer, type SessionRole, type SessionState, type SessionStats,
 } from './session.ts';
 export { SecureSession, type DatagramPath, type SecureSessionOptions } from './driver.ts';
+export { secureConnection, type PunchedConnection, type SecureConnectionOptions } from './secure-connection.ts';

@@ -1,5 +1,6 @@
 // `natkit pipe NAME`: `natkit connect`, then standard input goes to the peer and what the
-// peer sends comes out on standard output, like netcat over a punched path.
+// peer sends comes out on standard output, like netcat over a punched path, through a
+// secure session (encrypted, reliable, ordered).
 import type { Command } from '../command.ts';
 import { PEER_DETAILS, PEER_OPTIONS, runPeer } from '../peer-session.ts';
 import { COMMAND_SUMMARIES } from './summaries.ts';
@@ -11,11 +12,12 @@ export const pipeCommand: Command = {
   options: PEER_OPTIONS,
   details: [
     ...PEER_DETAILS,
-    'Once connected, standard input goes out in datagrams of at most 1024 bytes (to every peer in a room)',
-    'and what arrives is written to standard output. Exits at the end of input.',
+    'Once connected, standard input goes to the peer (to every peer in a room) and what arrives is written',
+    'to standard output. Exits at the end of input, once the peers acknowledged all of it (at most 10 s).',
     '',
-    'Delivery is best effort: datagrams may be lost, reordered or duplicated, and nothing is encrypted.',
-    'A reliable, encrypted session is the next layer\'s job (natkit/session).',
+    'Each connection carries a secure session (natkit/session, docs/session.md): Noise XX, encrypted end to end,',
+    'the peer proven to hold the key the server named (its fingerprint is in the PUNCH line); data arrives once',
+    'and in order, relay and rendezvous server see only ciphertext.',
     '',
     'Examples:',
     '  natkit pipe bob --listen --server rv.example.net > received.txt',
