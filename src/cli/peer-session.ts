@@ -2,16 +2,19 @@
 // connect() on real sockets with progress on stderr (or JSON lines on stdout), and the
 // connections it yields, watched for path changes until Ctrl-C (connect) or the end of
 // standard input (pipe, over a SecureSession per connection: encrypted end to end,
-// reliable and ordered).
+// reliable and ordered). Each peer's key is pinned under its name on first use
+// (known-peers.ts); a connection presenting another key is refused.
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { formatEndpoint } from '../net/index.ts';
 import { localAddressToward, resolveEndpoint } from '../net/node/index.ts';
-import { connect, describePath, type ConnectAgent, type ConnectOptions, type ConnectProgress, type PeerConnection } from '../punch/index.ts';
+import { connect, describePath, keyFingerprint, type ConnectAgent, type ConnectOptions, type ConnectProgress, type PeerConnection } from '../punch/index.ts';
 import { identityFromKey, type RendezvousIdentity } from '../rendezvous/index.ts';
 import { secureConnection, type SecureSession } from '../session/index.ts';
-import { EXIT_OK, UsageError, flag, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
+import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
+import { KnownPeers } from './known-peers.ts';
 import { untilAborted } from './server-options.ts';
+import { stateDir } from './state-dir.ts';
 
 /** Options of both commands. */
 export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -25,11 +28,14 @@ export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   key: { type: 'string', valueName: 'FILE', description: 'Ed25519 private key (PKCS #8 PEM) owning NAME; created (mode 0600) when missing; default: a new key each run' },
   local: { type: 'string', valueName: 'ADDR', description: 'local address to bind; default: the one routed toward the server' },
   json: { type: 'boolean', description: 'progress, connections and path changes as JSON lines (on stdout; on stderr for pipe)' },
+  state: { type: 'string', valueName: 'DIR', env: 'NATKIT_STATE_DIR', description: 'directory of known-peers.json (default: $XDG_STATE_HOME/natkit or ~/.local/state/natkit)' },
+  'forget-peer': { type: 'string', valueName: 'PEER', description: 'drop the key pinned for PEER first (it is pinned again on the next connection); alone, only that' },
 };
 
 /** Shared --help text. */
 export const PEER_DETAILS = [
   'Exactly one of --to, --room and --listen. Both peers use the same server (`natkit serve`, docs/serve.md).',
+  'The first key a peer name connects with is pinned in known-peers.json; a later connection under that name with another key is refused (--forget-peer NAME drops the old key).',
   'Progress goes to stderr (discovery, registration, the PUNCH order and the plan, the path); --json prints JSON lines instead (on stdout; pipe: on stderr).',
 ];
 
@@ -63,6 +69,13 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
   const json = flag(ctx, 'json');
   const [name, ...extra] = ctx.positionals;
   if (name === undefined || extra.length > 0) throw new UsageError(`expected one NAME, got ${ctx.positionals.length}`);
+  const forget = stringOption(ctx, 'forget-peer');
+  if (forget !== undefined) {
+    const known = knownPeersOf(ctx);
+    const dropped = await known.forget(forget);
+    io.err(dropped === undefined ? `no key pinned for ${forget} in ${known.path}\n` : `forgot ${forget} key ${keyFingerprint(Buffer.from(dropped.publicKey, 'hex'))}\n`);
+    if (stringOption(ctx, 'to') === undefined && stringOption(ctx, 'room') === undefined && !flag(ctx, 'listen')) return EXIT_OK;
+  }
   const mode = modeOf(ctx);
   const serverText = stringOption(ctx, 'server');
   if (serverText === undefined) throw new UsageError('--server: expected the HOST[:PORT] of a natkit serve');
@@ -71,6 +84,7 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
   if ((user === undefined) !== (pass === undefined)) throw new UsageError('--turn-user and --turn-pass: expected both or neither');
   const tcpPort = intOption(ctx, 'rendezvous-port', 1, 65535) ?? 3480;
   const server = await resolveEndpoint(serverText, 3478, { signal });
+  const known = knownPeersOf(ctx);
   const identity = await loadIdentity(stringOption(ctx, 'key'));
   const t0 = env.clock.now();
   // pipe's standard output carries the peer's data: its JSON lines go to stderr.
@@ -90,17 +104,17 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
     onProgress: (p) => (json ? emit('progress', { step: p.step, detail: p.detail, ...(p.peer !== undefined && { peer: p.peer }) }, '') : io.err(progressLine(p, t0))),
     onError: (err) => emit('error', { message: err.message }, `error      ${err.message}`),
   };
-  const session = new Session(ctx, pipe ? identity : undefined, json, emit);
+  const session = new Session(ctx, pipe ? identity : undefined, json, emit, known);
   if (mode.kind === 'to') {
     const conn = await connect({ ...options, peer: mode.peer });
-    session.add(conn);
+    if (!(await session.accept(conn))) return EXIT_FAILURE;
     await session.run(() => conn.close());
   } else {
     const agent: ConnectAgent = await connect(options);
-    agent.onConnection((conn) => session.add(conn));
+    agent.onConnection((conn) => void session.accept(conn));
     await session.run(() => agent.close());
   }
-  return EXIT_OK;
+  return session.onlyRefused ? EXIT_FAILURE : EXIT_OK;
 }
 
 function modeOf(ctx: CommandContext): Mode {
@@ -109,6 +123,11 @@ function modeOf(ctx: CommandContext): Mode {
   const listen = flag(ctx, 'listen');
   if ([to !== undefined, room !== undefined, listen].filter(Boolean).length !== 1) throw new UsageError('expected exactly one of --to PEER, --room ROOM and --listen');
   return to !== undefined ? { kind: 'to', peer: to } : room !== undefined ? { kind: 'room', room } : { kind: 'listen' };
+}
+
+/** known-peers.json in --state (NATKIT_STATE_DIR), else the default state directory. */
+function knownPeersOf(ctx: CommandContext): KnownPeers {
+  return new KnownPeers(stateDir(stringOption(ctx, 'state'), ctx.vars));
 }
 
 /** The key in `path` (PKCS #8 PEM), created with mode 0600 when missing; a fresh key without a path. */
@@ -144,18 +163,61 @@ class Session {
   private readonly identity: RendezvousIdentity | undefined;
   private readonly json: boolean;
   private readonly emit: (event: string, data: Record<string, unknown>, human: string) => void;
+  private readonly known: KnownPeers;
   private readonly sessions = new Map<PeerConnection, SecureSession>();
+  private accepted = 0;
+  private refused = 0;
   private firstConnection: (() => void) | undefined;
   private readonly connected = new Promise<void>((resolve) => (this.firstConnection = resolve));
 
-  constructor(ctx: CommandContext, identity: RendezvousIdentity | undefined, json: boolean, emit: Session['emit']) {
+  constructor(ctx: CommandContext, identity: RendezvousIdentity | undefined, json: boolean, emit: Session['emit'], known: KnownPeers) {
     this.ctx = ctx;
     this.identity = identity;
     this.json = json;
     this.emit = emit;
+    this.known = known;
   }
 
-  add(conn: PeerConnection): void {
+  /** Every connection was refused, and there was at least one. */
+  get onlyRefused(): boolean {
+    return this.refused > 0 && this.accepted === 0;
+  }
+
+  /**
+   * Checks the peer's key against the one pinned for its name (pinning it on first use),
+   * then adds the connection; refuses it otherwise: closed before anything is sent. Never
+   * rejects: a failure refuses the connection and is reported.
+   */
+  async accept(conn: PeerConnection): Promise<boolean> {
+    const { name, fingerprint } = conn.peer;
+    let problem: string;
+    try {
+      const pin = await this.known.check(name, conn.peer.publicKey, new Date());
+      if (pin.kind === 'pinned') {
+        this.emit('pinned', { peer: name, fingerprint }, `pinned ${name} key ${fingerprint} (first use)`);
+        return this.add(conn);
+      }
+      if (pin.kind === 'known') {
+        this.emit('known', { peer: name, fingerprint, firstSeen: pin.peer.firstSeen }, `known ${name} key ${fingerprint} (pinned ${pin.peer.firstSeen})`);
+        return this.add(conn);
+      }
+      const pinned = keyFingerprint(Buffer.from(pin.peer.publicKey, 'hex'));
+      problem = `${name} presented key ${fingerprint}, but key ${pinned} is pinned for it (first seen ${pin.peer.firstSeen}); refused. If ${name} changed its key, \`--forget-peer ${name}\` drops the old one (${this.known.path})`;
+    } catch (err) {
+      problem = `${name}: cannot check its key (${err instanceof Error ? err.message : String(err)}); refused`;
+    }
+    this.refused++;
+    this.emit('refused', { peer: name, fingerprint, message: problem }, `error      ${problem}`);
+    try {
+      await conn.close();
+    } catch (err) {
+      this.emit('error', { peer: name, message: err instanceof Error ? err.message : String(err) }, `error      closing ${name}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    return false;
+  }
+
+  private add(conn: PeerConnection): true {
+    this.accepted++;
     // The human line came with connect()'s progress ('connected'); JSON gets the whole state.
     if (this.json) this.emit('connected', connectionJson(conn), '');
     conn.onPathChange((path) => this.emit('path', { peer: conn.peer.name, kind: path.kind, method: path.method, remote: formatEndpoint(path.remote) }, `path       ${conn.peer.name}: ${describePath(path)}`));
@@ -175,6 +237,7 @@ class Session {
       this.sessions.set(conn, session);
     }
     this.firstConnection?.();
+    return true;
   }
 
   /** Until Ctrl-C (connect) or the end of input after the first connection (pipe); then `close`. */

@@ -1,8 +1,9 @@
 // `natkit connect` and `natkit pipe` in-process against `natkit serve` on loopback: a line
 // piped into one peer comes out of the other, --json reports the connection, a missing
-// --key file is created with mode 0600, usage errors exit 2.
+// --key file is created with mode 0600, usage errors exit 2; a peer's key is pinned on
+// first use and another key under its name refused until --forget-peer.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { Readable } from 'node:stream';
 import { join } from 'node:path';
@@ -61,7 +62,7 @@ test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connec
   try {
     const udp = serve.info.listening.find((l) => l.transport === 'udp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
     const tcp = serve.info.listening.find((l) => l.transport === 'tcp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
-    const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST];
+    const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST, '--state', join(dir, 'state-1')];
     const bobKey = join(dir, 'bob.pem');
     const idle = new AbortController();
     const bob = start(['pipe', 'bob', '--listen', '--key', bobKey, ...common], silentUntil(idle.signal));
@@ -94,6 +95,57 @@ test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connec
   } finally {
     await serve.stop();
   }
+}));
+
+test('natkit pipe: a peer\'s key is pinned on first use; another key under its name is refused until --forget-peer', noLeaks(async () => {
+  const aliceState = join(dir, 'state-alice');
+  /** A fresh server (bob's old name is not held by the previous one), and bob listening on it with `keyFile` while `body` runs with alice's arguments. */
+  const withBob = async (keyFile: string, body: (aliceArgs: readonly string[], bobOut: () => string) => Promise<void>): Promise<void> => {
+    const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
+    try {
+      const udp = serve.info.listening.find((l) => l.transport === 'udp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
+      const tcp = serve.info.listening.find((l) => l.transport === 'tcp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
+      const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST];
+      const idle = new AbortController();
+      const bob = start(['pipe', 'bob', '--listen', '--key', join(dir, keyFile), '--state', join(dir, 'state-bob'), ...common], silentUntil(idle.signal));
+      try {
+        await waitFor(() => bob.io.err, /registered "bob"/);
+        await body(['pipe', 'alice', '--to', 'bob', '--key', join(dir, 'pin-alice.pem'), '--state', aliceState, ...common], () => bob.io.out);
+      } finally {
+        bob.stop();
+        idle.abort();
+        assert.equal(await bob.exit, 0, bob.io.err);
+      }
+    } finally {
+      await serve.stop();
+    }
+  };
+  const fingerprint = /[0-9a-f]{4}(?::[0-9a-f]{4}){3}/.source;
+
+  await withBob('pin-bob.pem', async (aliceArgs) => {
+    const first = start(aliceArgs, lines('first\n'));
+    assert.equal(await first.exit, 0, first.io.err);
+    assert.match(first.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
+    const again = start(aliceArgs, lines('again\n'));
+    assert.equal(await again.exit, 0, again.io.err);
+    assert.match(again.io.err, new RegExp(`known bob key ${fingerprint}`));
+  });
+  const known = JSON.parse(await readFile(join(aliceState, 'known-peers.json'), 'utf8')) as { peers: Record<string, { publicKey: string }> };
+  assert.match(known.peers['bob']?.publicKey ?? '', /^[0-9a-f]{64}$/);
+  assert.equal((await stat(join(aliceState, 'known-peers.json'))).mode & 0o777, 0o600);
+
+  await withBob('pin-bob-new.pem', async (aliceArgs, bobOut) => {
+    const refused = start(aliceArgs, lines('must not arrive\n'));
+    assert.equal(await refused.exit, 1, refused.io.err);
+    assert.match(refused.io.err, new RegExp(`bob presented key (${fingerprint}), but key (?!\\1)${fingerprint} is pinned for it.*--forget-peer bob`));
+
+    const forgot = start([...aliceArgs, '--forget-peer', 'bob'], lines('after forget\n'));
+    assert.equal(await forgot.exit, 0, forgot.io.err);
+    assert.match(forgot.io.err, new RegExp(`forgot bob key ${fingerprint}`));
+    assert.match(forgot.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
+    await waitFor(bobOut, /after forget\n/);
+    assert.doesNotMatch(bobOut(), /must not arrive/, 'nothing is sent to a refused peer');
+  });
 }));
 
 test('natkit connect and pipe: usage errors exit 2', async () => {
