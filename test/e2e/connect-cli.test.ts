@@ -49,6 +49,17 @@ async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000):
   }
 }
 
+/** An in-process `natkit serve` (no TURN) on loopback for `body`, given the arguments that point a peer at its rendezvous server. */
+async function withServe(body: (server: readonly string[]) => Promise<void>): Promise<void> {
+  const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
+  try {
+    const rendezvous = (transport: string): string => serve.info.listening.find((l) => l.transport === transport && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!.address;
+    await body(['--server', rendezvous('udp'), '--rendezvous-port', String(parseEndpoint(rendezvous('tcp')).port), '--local', HOST]);
+  } finally {
+    await serve.stop();
+  }
+}
+
 let dir: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'natkit-connect-cli-'));
@@ -58,11 +69,8 @@ after(async () => {
 });
 
 test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connect --json reports the path', noLeaks(async () => {
-  const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
-  try {
-    const udp = serve.info.listening.find((l) => l.transport === 'udp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
-    const tcp = serve.info.listening.find((l) => l.transport === 'tcp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
-    const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST, '--state', join(dir, 'state-1')];
+  await withServe(async (server) => {
+    const common = [...server, '--state', join(dir, 'state-1')];
     const bobKey = join(dir, 'bob.pem');
     const idle = new AbortController();
     const bob = start(['pipe', 'bob', '--listen', '--key', bobKey, ...common], silentUntil(idle.signal));
@@ -92,20 +100,14 @@ test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connec
       idle.abort();
       assert.equal(await bob.exit, 0, bob.io.err);
     }
-  } finally {
-    await serve.stop();
-  }
+  });
 }));
 
 test('natkit pipe: a peer\'s key is pinned on first use; another key under its name is refused until --forget-peer', noLeaks(async () => {
   const aliceState = join(dir, 'state-alice');
   /** A fresh server (bob's old name is not held by the previous one), and bob listening on it with `keyFile` while `body` runs with alice's arguments. */
   const withBob = async (keyFile: string, body: (aliceArgs: readonly string[], bobOut: () => string) => Promise<void>): Promise<void> => {
-    const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
-    try {
-      const udp = serve.info.listening.find((l) => l.transport === 'udp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
-      const tcp = serve.info.listening.find((l) => l.transport === 'tcp' && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!;
-      const common = ['--server', udp.address, '--rendezvous-port', String(parseEndpoint(tcp.address).port), '--local', HOST];
+    await withServe(async (common) => {
       const idle = new AbortController();
       const bob = start(['pipe', 'bob', '--listen', '--key', join(dir, keyFile), '--state', join(dir, 'state-bob'), ...common], silentUntil(idle.signal));
       try {
@@ -116,9 +118,7 @@ test('natkit pipe: a peer\'s key is pinned on first use; another key under its n
         idle.abort();
         assert.equal(await bob.exit, 0, bob.io.err);
       }
-    } finally {
-      await serve.stop();
-    }
+    });
   };
   const fingerprint = /[0-9a-f]{4}(?::[0-9a-f]{4}){3}/.source;
 
