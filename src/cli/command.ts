@@ -41,6 +41,14 @@ export interface CommandContext {
   readonly onReload?: ReloadSource;
   /** Standard input (process.stdin in the binary), for commands that read it (`natkit pipe`); absent: none. */
   readonly stdin?: AsyncIterable<Uint8Array>;
+  /** The terminal when standard input and output both are one (process.stdin/stdout in the binary); absent or undefined: none. */
+  readonly terminal?: () => Terminal | undefined;
+}
+
+/** An interactive terminal: keys in (raw mode), screen out. */
+export interface Terminal {
+  readonly input: NodeJS.ReadStream;
+  readonly output: NodeJS.WriteStream;
 }
 
 /** Subscribes `handler` to reload requests; returns the unsubscribe. */

@@ -2,6 +2,7 @@
 // peer name with the public key first seen under it. A later connection under that name
 // with another key is refused until `--forget-peer NAME` drops the old one.
 import { join } from 'node:path';
+import { keyFingerprint } from '../punch/index.ts';
 import { NatkitError } from '../util/index.ts';
 import { readStateJson, writeStateJson } from './state-dir.ts';
 
@@ -76,5 +77,33 @@ export class KnownPeers {
   private write(peers: Record<string, KnownPeer>): Promise<void> {
     const file: KnownPeersFile = { version: 1, peers };
     return writeStateJson(this.path, file);
+  }
+}
+
+/** check() as a person reads it: trusted or not, and one line saying why. */
+export interface PinVerdict {
+  readonly trusted: boolean;
+  readonly kind: PinResult['kind'] | 'error';
+  /** "pinned bob key 8e2e:… (first use)", "known bob key … (pinned 2026-…)", or why it is refused. */
+  readonly note: string;
+  /** When the pinned key was first seen (known, mismatch). */
+  readonly firstSeen?: string;
+}
+
+/** Checks `name`'s key against `known` (pinning it on first use); never rejects: a failure refuses. */
+export async function pinVerdict(known: KnownPeers, name: string, publicKey: Uint8Array, now: Date): Promise<PinVerdict> {
+  const fingerprint = keyFingerprint(publicKey);
+  try {
+    const pin = await known.check(name, publicKey, now);
+    if (pin.kind === 'pinned') return { trusted: true, kind: 'pinned', note: `pinned ${name} key ${fingerprint} (first use)` };
+    const { firstSeen } = pin.peer;
+    if (pin.kind === 'known') return { trusted: true, kind: 'known', note: `known ${name} key ${fingerprint} (pinned ${firstSeen})`, firstSeen };
+    const pinned = keyFingerprint(Buffer.from(pin.peer.publicKey, 'hex'));
+    return {
+      trusted: false, kind: 'mismatch', firstSeen,
+      note: `${name} presented key ${fingerprint}, but key ${pinned} is pinned for it (first seen ${firstSeen}); refused. If ${name} changed its key, \`--forget-peer ${name}\` drops the old one (${known.path})`,
+    };
+  } catch (err) {
+    return { trusted: false, kind: 'error', note: `${name}: cannot check its key (${err instanceof Error ? err.message : String(err)}); refused` };
   }
 }

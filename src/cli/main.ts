@@ -2,6 +2,7 @@
 // The `natkit` binary: real sockets and clock (nodeEnv), process I/O, and SIGINT/SIGTERM
 // turned into an abort of the running command. A second signal exits at once. SIGHUP is a
 // reload request, caught only while a command listens for it (otherwise it ends the process).
+import { isatty } from 'node:tty';
 import { nodeEnv } from '../net/node/index.ts';
 import { NatkitError } from '../util/index.ts';
 import { commands } from './commands/index.ts';
@@ -27,6 +28,11 @@ process.exitCode = await runCli(commands, process.argv.slice(2), {
       stdinUsed = true;
       return process.stdin[Symbol.asyncIterator]();
     },
+  },
+  terminal: () => {
+    if (!isatty(0) || !isatty(1)) return undefined;
+    stdinUsed = true;
+    return { input: process.stdin, output: process.stdout };
   },
   onReload: (handler) => {
     process.on('SIGHUP', handler);

@@ -12,16 +12,13 @@ import { connect, describePath, keyFingerprint, type ConnectAgent, type ConnectO
 import { identityFromKey, type RendezvousIdentity } from '../rendezvous/index.ts';
 import { secureConnection, type SecureSession } from '../session/index.ts';
 import { EXIT_FAILURE, EXIT_OK, UsageError, flag, intOption, stringOption, type CommandContext, type OptionSpec } from './command.ts';
-import { KnownPeers } from './known-peers.ts';
+import { KnownPeers, pinVerdict } from './known-peers.ts';
 import { untilAborted } from './server-options.ts';
 import { stateDir } from './state-dir.ts';
 
-/** Options of both commands. */
-export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
-  to: { type: 'string', valueName: 'PEER', description: 'connect to the peer registered under this name' },
-  room: { type: 'string', valueName: 'ROOM', description: 'join a room: a connection to each member' },
-  listen: { type: 'boolean', description: 'wait for peers that connect to NAME' },
-  server: { type: 'string', short: 's', valueName: 'HOST[:PORT]', description: 'the natkit serve to use: STUN, TURN and rendezvous over UDP (port 3478 by default)' },
+/** How a peer reaches its server, who it is, where it keeps state: `natkit connect`, `pipe` and `chat`. */
+export const NETWORK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  server: { type: 'string', short: 's', valueName: 'HOST[:PORT]', env: 'NATKIT_SERVER', description: 'the natkit serve to use: STUN, TURN and rendezvous over UDP (port 3478 by default)' },
   'rendezvous-port': { type: 'string', valueName: 'PORT', default: '3480', description: 'the server\'s rendezvous TCP fallback port, used when UDP is blocked' },
   'turn-user': { type: 'string', valueName: 'USER', description: 'TURN user on the server: gives a relay when no direct path exists' },
   'turn-pass': { type: 'string', valueName: 'PASSWORD', description: 'its password' },
@@ -30,6 +27,14 @@ export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   json: { type: 'boolean', description: 'progress, connections and path changes as JSON lines (on stdout; on stderr for pipe)' },
   state: { type: 'string', valueName: 'DIR', env: 'NATKIT_STATE_DIR', description: 'directory of known-peers.json (default: $XDG_STATE_HOME/natkit or ~/.local/state/natkit)' },
   'forget-peer': { type: 'string', valueName: 'PEER', description: 'drop the key pinned for PEER first (it is pinned again on the next connection); alone, only that' },
+};
+
+/** Options of `natkit connect` and `natkit pipe`. */
+export const PEER_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  to: { type: 'string', valueName: 'PEER', description: 'connect to the peer registered under this name' },
+  room: { type: 'string', valueName: 'ROOM', description: 'join a room: a connection to each member' },
+  listen: { type: 'boolean', description: 'wait for peers that connect to NAME' },
+  ...NETWORK_OPTIONS,
 };
 
 /** Shared --help text. */
@@ -69,21 +74,9 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
   const json = flag(ctx, 'json');
   const [name, ...extra] = ctx.positionals;
   if (name === undefined || extra.length > 0) throw new UsageError(`expected one NAME, got ${ctx.positionals.length}`);
-  const forget = stringOption(ctx, 'forget-peer');
-  if (forget !== undefined) {
-    const known = knownPeersOf(ctx);
-    const dropped = await known.forget(forget);
-    io.err(dropped === undefined ? `no key pinned for ${forget} in ${known.path}\n` : `forgot ${forget} key ${keyFingerprint(Buffer.from(dropped.publicKey, 'hex'))}\n`);
-    if (stringOption(ctx, 'to') === undefined && stringOption(ctx, 'room') === undefined && !flag(ctx, 'listen')) return EXIT_OK;
-  }
+  if (await forgetPeer(ctx, stringOption(ctx, 'to') === undefined && stringOption(ctx, 'room') === undefined && !flag(ctx, 'listen'))) return EXIT_OK;
   const mode = modeOf(ctx);
-  const serverText = stringOption(ctx, 'server');
-  if (serverText === undefined) throw new UsageError('--server: expected the HOST[:PORT] of a natkit serve');
-  const user = stringOption(ctx, 'turn-user');
-  const pass = stringOption(ctx, 'turn-pass');
-  if ((user === undefined) !== (pass === undefined)) throw new UsageError('--turn-user and --turn-pass: expected both or neither');
-  const tcpPort = intOption(ctx, 'rendezvous-port', 1, 65535) ?? 3480;
-  const server = await resolveEndpoint(serverText, 3478, { signal });
+  const network = await peerNetwork(ctx);
   const known = knownPeersOf(ctx);
   const identity = await loadIdentity(stringOption(ctx, 'key'));
   const t0 = env.clock.now();
@@ -94,11 +87,7 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
     else io.err(`${stamp(env.clock.now(), t0)} ${human}\n`);
   };
   const options: ConnectOptions = {
-    env, identity, name, signal,
-    rendezvous: server,
-    rendezvousTcp: { ...server, port: tcpPort },
-    localAddress: stringOption(ctx, 'local') ?? await localAddressToward(server),
-    ...(user !== undefined && pass !== undefined && { turn: { server, username: user, password: pass } }),
+    env, identity, name, signal, ...network,
     ...(mode.kind === 'to' && { peer: mode.peer }),
     ...(mode.kind === 'room' && { room: mode.room }),
     onProgress: (p) => (json ? emit('progress', { step: p.step, detail: p.detail, ...(p.peer !== undefined && { peer: p.peer }) }, '') : io.err(progressLine(p, t0))),
@@ -117,6 +106,33 @@ export async function runPeer(ctx: CommandContext, pipe: boolean): Promise<numbe
   return session.onlyRefused ? EXIT_FAILURE : EXIT_OK;
 }
 
+/** Where the server is (--server, --rendezvous-port), the TURN user, the local address: connect()'s network options. */
+export async function peerNetwork(ctx: CommandContext): Promise<Pick<ConnectOptions, 'rendezvous' | 'rendezvousTcp' | 'localAddress' | 'turn'>> {
+  const serverText = stringOption(ctx, 'server');
+  if (serverText === undefined) throw new UsageError('--server: expected the HOST[:PORT] of a natkit serve');
+  const user = stringOption(ctx, 'turn-user');
+  const pass = stringOption(ctx, 'turn-pass');
+  if ((user === undefined) !== (pass === undefined)) throw new UsageError('--turn-user and --turn-pass: expected both or neither');
+  const tcpPort = intOption(ctx, 'rendezvous-port', 1, 65535) ?? 3480;
+  const server = await resolveEndpoint(serverText, 3478, { signal: ctx.signal });
+  return {
+    rendezvous: server,
+    rendezvousTcp: { ...server, port: tcpPort },
+    localAddress: stringOption(ctx, 'local') ?? await localAddressToward(server),
+    ...(user !== undefined && pass !== undefined && { turn: { server, username: user, password: pass } }),
+  };
+}
+
+/** Runs --forget-peer when given; true when that was all there was to do (no other mode flag). */
+export async function forgetPeer(ctx: CommandContext, alone: boolean): Promise<boolean> {
+  const forget = stringOption(ctx, 'forget-peer');
+  if (forget === undefined) return false;
+  const known = knownPeersOf(ctx);
+  const dropped = await known.forget(forget);
+  ctx.io.err(dropped === undefined ? `no key pinned for ${forget} in ${known.path}\n` : `forgot ${forget} key ${keyFingerprint(Buffer.from(dropped.publicKey, 'hex'))}\n`);
+  return alone;
+}
+
 function modeOf(ctx: CommandContext): Mode {
   const to = stringOption(ctx, 'to');
   const room = stringOption(ctx, 'room');
@@ -126,12 +142,12 @@ function modeOf(ctx: CommandContext): Mode {
 }
 
 /** known-peers.json in --state (NATKIT_STATE_DIR), else the default state directory. */
-function knownPeersOf(ctx: CommandContext): KnownPeers {
+export function knownPeersOf(ctx: CommandContext): KnownPeers {
   return new KnownPeers(stateDir(stringOption(ctx, 'state'), ctx.vars));
 }
 
 /** The key in `path` (PKCS #8 PEM), created with mode 0600 when missing; a fresh key without a path. */
-async function loadIdentity(path: string | undefined): Promise<RendezvousIdentity> {
+export async function loadIdentity(path: string | undefined): Promise<RendezvousIdentity> {
   if (path === undefined) return identityFromKey(generateKeyPairSync('ed25519').privateKey);
   let pem: string;
   try {
@@ -190,22 +206,12 @@ class Session {
    */
   async accept(conn: PeerConnection): Promise<boolean> {
     const { name, fingerprint } = conn.peer;
-    let problem: string;
-    try {
-      const pin = await this.known.check(name, conn.peer.publicKey, new Date());
-      if (pin.kind === 'pinned') {
-        this.emit('pinned', { peer: name, fingerprint }, `pinned ${name} key ${fingerprint} (first use)`);
-        return this.add(conn);
-      }
-      if (pin.kind === 'known') {
-        this.emit('known', { peer: name, fingerprint, firstSeen: pin.peer.firstSeen }, `known ${name} key ${fingerprint} (pinned ${pin.peer.firstSeen})`);
-        return this.add(conn);
-      }
-      const pinned = keyFingerprint(Buffer.from(pin.peer.publicKey, 'hex'));
-      problem = `${name} presented key ${fingerprint}, but key ${pinned} is pinned for it (first seen ${pin.peer.firstSeen}); refused. If ${name} changed its key, \`--forget-peer ${name}\` drops the old one (${this.known.path})`;
-    } catch (err) {
-      problem = `${name}: cannot check its key (${err instanceof Error ? err.message : String(err)}); refused`;
+    const verdict = await pinVerdict(this.known, name, conn.peer.publicKey, new Date());
+    if (verdict.trusted) {
+      this.emit(verdict.kind, { peer: name, fingerprint, ...(verdict.firstSeen !== undefined && { firstSeen: verdict.firstSeen }) }, verdict.note);
+      return this.add(conn);
     }
+    const problem = verdict.note;
     this.refused++;
     this.emit('refused', { peer: name, fingerprint, message: problem }, `error      ${problem}`);
     try {

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import type { Env } from '../net/index.ts';
 import { isNatkitError } from '../util/index.ts';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type CommandSource, type OptionSpec, type ReloadSource } from './command.ts';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type Command, type CommandIo, type CommandSource, type OptionSpec, type ReloadSource, type Terminal } from './command.ts';
 import { commandHelp, programHelp } from './help.ts';
 
 export interface RunOptions {
@@ -18,6 +18,8 @@ export interface RunOptions {
   readonly onReload?: ReloadSource;
   /** Standard input, for commands that read it. @default none */
   readonly stdin?: AsyncIterable<Uint8Array>;
+  /** The terminal, when standard input and output are one (`natkit chat`'s interface). @default none */
+  readonly terminal?: () => Terminal | undefined;
 }
 
 type Value = string | boolean | string[];
@@ -54,6 +56,7 @@ export async function runCli(commands: readonly CommandSource[], argv: readonly 
       values, positionals: parsed.positionals, io, env: options.env, vars: options.vars ?? {}, signal: options.signal,
       ...(options.onReload !== undefined && { onReload: options.onReload }),
       ...(options.stdin !== undefined && { stdin: options.stdin }),
+      ...(options.terminal !== undefined && { terminal: options.terminal }),
     });
   } catch (err) {
     if (err instanceof UsageError || (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {

@@ -31,10 +31,15 @@ export async function readStateJson(path: string): Promise<unknown> {
 }
 
 /** Replaces `path` by `data` as JSON, atomically; creates its directory (mode 0700). */
-export async function writeStateJson(path: string, data: unknown): Promise<void> {
+export function writeStateJson(path: string, data: unknown): Promise<void> {
+  return writeStateText(path, `${JSON.stringify(data, null, 2)}\n`);
+}
+
+/** Replaces `path` by `text`, atomically (a temporary file renamed over it, mode 0600); creates its directory (mode 0700). */
+export async function writeStateText(path: string, text: string): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   // Unique per write: two writers in one process (tests run commands in-process) never share it.
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
+  await writeFile(tmp, text, { mode: 0o600 });
   await rename(tmp, path);
 }

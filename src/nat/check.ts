@@ -199,7 +199,7 @@ class CheckRun {
       this.allocation(mapped, main.local).then(async (a) => [a, await this.hairpin(mapped, probeTimers)] as const),
     ]);
     // Mapping: RFC 5780 §4.3 tests II and III.
-    const mapping = await this.mapping(mc, other, mapped);
+    const mapping = await this.mapping(mc, other, mapped, natted);
     const [lifetime, publicIPv6] = await Promise.all([this.lifetime(probeTimers), this.ipv6()]);
     return this.report({
       udp: true, local: main.local, mapped, other, software: first.software, natted, rttMs, filtering, mapping,
@@ -297,7 +297,13 @@ class CheckRun {
   }
 
   /** RFC 5780 §4.3: the same socket to A2:P1 (test II), then A2:P2 (test III) when II's mapping differs from I's. */
-  private async mapping(mc: StunClient, other: Endpoint | undefined, mapped: Endpoint): Promise<Behaviour> {
+  private async mapping(mc: StunClient, other: Endpoint | undefined, mapped: Endpoint, natted: boolean | undefined): Promise<Behaviour> {
+    if (other === undefined && natted === false) {
+      // Nothing translates: every destination sees the socket's own address (RFC 4787 §4.1's
+      // endpoint-independence holds trivially), so two un-NATed peers can still go direct.
+      this.progress('mapping', 'no NAT: every destination sees the socket\'s own address (endpoint-independent)');
+      return 'endpoint-independent';
+    }
     if (other === undefined) {
       this.skip('mapping', 'the server has no alternate address (no OTHER-ADDRESS) to compare mappings with');
       return 'unknown';

@@ -24,7 +24,8 @@ export type NatkitErrorCode =
   | 'ERR_PROTOCOL'
   | 'ERR_TURN_DECODE'
   | 'ERR_RENDEZVOUS_DECODE'
-  | 'ERR_RENDEZVOUS_REFUSED';
+  | 'ERR_RENDEZVOUS_REFUSED'
+  | 'ERR_CHAT_DECODE';
 
 /** Base class of every error natkit throws on purpose. */
 export class NatkitError extends Error {

@@ -5,60 +5,10 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { commands } from '../../src/cli/commands/index.ts';
-import { runCli } from '../../src/cli/run.ts';
-import { parseEndpoint } from '../../src/net/index.ts';
-import { nodeEnv } from '../../src/net/node/index.ts';
 import { noLeaks } from '../helpers/leaks.ts';
-import { startServerCommand } from '../helpers/server-command.ts';
-
-const env = nodeEnv();
-const HOST = '127.0.0.1';
-
-interface Announced {
-  readonly listening: readonly { transport: string; address: string; serves: string[] }[];
-}
-
-/** A command run in-process: its output so far, its exit, and an abort standing for Ctrl-C. */
-function start(argv: readonly string[], stdin: AsyncIterable<Uint8Array>) {
-  const stop = new AbortController();
-  const io = { out: '', err: '' };
-  const exit = runCli(commands, argv, { io: { out: (t) => void (io.out += t), err: (t) => void (io.err += t) }, env, signal: stop.signal, stdin });
-  return { io, exit, stop: () => stop.abort() };
-}
-
-/** Standard input that stays open until `signal` aborts, sending nothing. */
-function silentUntil(signal: AbortSignal): AsyncIterable<Uint8Array> {
-  const end = new Promise<IteratorResult<Uint8Array>>((resolve) => signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true }));
-  return { [Symbol.asyncIterator]: () => ({ next: () => end }) };
-}
-
-/** Standard input with `text`, then its end. */
-function lines(...text: string[]): AsyncIterable<Uint8Array> {
-  return Readable.from(text.map((t) => new TextEncoder().encode(t)));
-}
-
-/** Resolves once `read()` matches `pattern`; polls on a short real timer, bounded by `timeoutMs`. */
-async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !pattern.test(read()); ) {
-    if (Date.now() > deadline) assert.fail(`expected ${pattern} within ${timeoutMs} ms, got:\n${read()}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** An in-process `natkit serve` (no TURN) on loopback for `body`, given the arguments that point a peer at its rendezvous server. */
-async function withServe(body: (server: readonly string[]) => Promise<void>): Promise<void> {
-  const serve = await startServerCommand<Announced>(env, 'serve', ['-l', HOST, '-l', '127.0.0.2', '-p', '0', '--alt-port', '0', '--rendezvous-port', '0', '--no-turn']);
-  try {
-    const rendezvous = (transport: string): string => serve.info.listening.find((l) => l.transport === transport && l.serves.includes('rendezvous') && l.address.startsWith(`${HOST}:`))!.address;
-    await body(['--server', rendezvous('udp'), '--rendezvous-port', String(parseEndpoint(rendezvous('tcp')).port), '--local', HOST]);
-  } finally {
-    await serve.stop();
-  }
-}
+import { HOST, lines, silentUntil, start, waitFor, withServe } from '../helpers/cli-peers.ts';
 
 let dir: string;
 before(async () => {
@@ -105,46 +55,47 @@ test('natkit pipe: a line from alice\'s stdin comes out of bob\'s stdout; connec
 
 test('natkit pipe: a peer\'s key is pinned on first use; another key under its name is refused until --forget-peer', noLeaks(async () => {
   const aliceState = join(dir, 'state-alice');
-  /** A fresh server (bob's old name is not held by the previous one), and bob listening on it with `keyFile` while `body` runs with alice's arguments. */
-  const withBob = async (keyFile: string, body: (aliceArgs: readonly string[], bobOut: () => string) => Promise<void>): Promise<void> => {
-    await withServe(async (common) => {
-      const idle = new AbortController();
-      const bob = start(['pipe', 'bob', '--listen', '--key', join(dir, keyFile), '--state', join(dir, 'state-bob'), ...common], silentUntil(idle.signal));
-      try {
-        await waitFor(() => bob.io.err, /registered "bob"/);
-        await body(['pipe', 'alice', '--to', 'bob', '--key', join(dir, 'pin-alice.pem'), '--state', aliceState, ...common], () => bob.io.out);
-      } finally {
-        bob.stop();
-        idle.abort();
-        assert.equal(await bob.exit, 0, bob.io.err);
-      }
-    });
+  /** Bob listening on the server `common` points at with `keyFile`, while `body` runs with alice's arguments; stopping bob unregisters his name. */
+  const withBob = async (common: readonly string[], keyFile: string, body: (aliceArgs: readonly string[], bobOut: () => string) => Promise<void>): Promise<void> => {
+    const idle = new AbortController();
+    const bob = start(['pipe', 'bob', '--listen', '--key', join(dir, keyFile), '--state', join(dir, 'state-bob'), ...common], silentUntil(idle.signal));
+    try {
+      await waitFor(() => bob.io.err, /registered "bob"/);
+      await body(['pipe', 'alice', '--to', 'bob', '--key', join(dir, 'pin-alice.pem'), '--state', aliceState, ...common], () => bob.io.out);
+    } finally {
+      bob.stop();
+      idle.abort();
+      assert.equal(await bob.exit, 0, bob.io.err);
+    }
   };
   const fingerprint = /[0-9a-f]{4}(?::[0-9a-f]{4}){3}/.source;
 
-  await withBob('pin-bob.pem', async (aliceArgs) => {
-    const first = start(aliceArgs, lines('first\n'));
-    assert.equal(await first.exit, 0, first.io.err);
-    assert.match(first.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
-    const again = start(aliceArgs, lines('again\n'));
-    assert.equal(await again.exit, 0, again.io.err);
-    assert.match(again.io.err, new RegExp(`known bob key ${fingerprint}`));
-  });
-  const known = JSON.parse(await readFile(join(aliceState, 'known-peers.json'), 'utf8')) as { peers: Record<string, { publicKey: string }> };
-  assert.match(known.peers['bob']?.publicKey ?? '', /^[0-9a-f]{64}$/);
-  assert.equal((await stat(join(aliceState, 'known-peers.json'))).mode & 0o777, 0o600);
+  // One server for both phases: bob restarts under his name with a new key as soon as the first bob has stopped.
+  await withServe(async (common) => {
+    await withBob(common, 'pin-bob.pem', async (aliceArgs) => {
+      const first = start(aliceArgs, lines('first\n'));
+      assert.equal(await first.exit, 0, first.io.err);
+      assert.match(first.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
+      const again = start(aliceArgs, lines('again\n'));
+      assert.equal(await again.exit, 0, again.io.err);
+      assert.match(again.io.err, new RegExp(`known bob key ${fingerprint}`));
+    });
+    const known = JSON.parse(await readFile(join(aliceState, 'known-peers.json'), 'utf8')) as { peers: Record<string, { publicKey: string }> };
+    assert.match(known.peers['bob']?.publicKey ?? '', /^[0-9a-f]{64}$/);
+    assert.equal((await stat(join(aliceState, 'known-peers.json'))).mode & 0o777, 0o600);
 
-  await withBob('pin-bob-new.pem', async (aliceArgs, bobOut) => {
-    const refused = start(aliceArgs, lines('must not arrive\n'));
-    assert.equal(await refused.exit, 1, refused.io.err);
-    assert.match(refused.io.err, new RegExp(`bob presented key (${fingerprint}), but key (?!\\1)${fingerprint} is pinned for it.*--forget-peer bob`));
+    await withBob(common, 'pin-bob-new.pem', async (aliceArgs, bobOut) => {
+      const refused = start(aliceArgs, lines('must not arrive\n'));
+      assert.equal(await refused.exit, 1, refused.io.err);
+      assert.match(refused.io.err, new RegExp(`bob presented key (${fingerprint}), but key (?!\\1)${fingerprint} is pinned for it.*--forget-peer bob`));
 
-    const forgot = start([...aliceArgs, '--forget-peer', 'bob'], lines('after forget\n'));
-    assert.equal(await forgot.exit, 0, forgot.io.err);
-    assert.match(forgot.io.err, new RegExp(`forgot bob key ${fingerprint}`));
-    assert.match(forgot.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
-    await waitFor(bobOut, /after forget\n/);
-    assert.doesNotMatch(bobOut(), /must not arrive/, 'nothing is sent to a refused peer');
+      const forgot = start([...aliceArgs, '--forget-peer', 'bob'], lines('after forget\n'));
+      assert.equal(await forgot.exit, 0, forgot.io.err);
+      assert.match(forgot.io.err, new RegExp(`forgot bob key ${fingerprint}`));
+      assert.match(forgot.io.err, new RegExp(`pinned bob key ${fingerprint} \\(first use\\)`));
+      await waitFor(bobOut, /after forget\n/);
+      assert.doesNotMatch(bobOut(), /must not arrive/, 'nothing is sent to a refused peer');
+    });
   });
 }));
 

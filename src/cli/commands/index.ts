@@ -7,6 +7,7 @@ import { COMMAND_SUMMARIES, type CommandName } from './summaries.ts';
 const lazy = (name: CommandName, load: () => Promise<Command>): LazyCommand => ({ name, summary: COMMAND_SUMMARIES[name], load });
 
 export const commands: readonly LazyCommand[] = [
+  lazy('chat', async () => (await import('./chat.ts')).chatCommand),
   lazy('check', async () => (await import('./check.ts')).checkCommand),
   lazy('connect', async () => (await import('./connect.ts')).connectCommand),
   lazy('demo', async () => (await import('./demo.ts')).demoCommand),

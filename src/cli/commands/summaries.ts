@@ -1,6 +1,7 @@
 // What `natkit --help` lists, and each command's own summary: one place, light to load,
 // so the binary imports only the command it runs (commands/index.ts).
 export const COMMAND_SUMMARIES = {
+  'chat': 'chat in a room or by name with peers behind NATs, end-to-end encrypted, direct where possible',
   'check': 'find out what NAT and firewall stand between you and the internet',
   'connect': 'reach a peer behind NATs by name or room: discovery, registration, punch, path',
   'demo': 'watch two peers behind NATs find each other and punch, in a simulated world (no root, no setup)',

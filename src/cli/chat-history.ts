@@ -1,0 +1,79 @@
+// `natkit chat`'s local history: what was said and heard, one JSON object per line in
+// chat/NAME.jsonl in the state directory (mode 0600), appended as it happens. The file
+// keeps the newest MAX_ENTRIES entries: a load that finds twice that many rewrites it.
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeStateText } from './state-dir.ts';
+
+/** Entries the file keeps. */
+const MAX_ENTRIES = 10_000;
+
+/** One message in the history. */
+export interface HistoryEntry {
+  /** When it was said or heard, ISO 8601 (our clock). */
+  readonly at: string;
+  readonly id: string;
+  readonly from: string;
+  /** The room; absent for a private message. */
+  readonly room?: string;
+  /** A private message's receiver. */
+  readonly to?: string;
+  readonly text: string;
+}
+
+/** The history of one chat name. Appends are serialised; failures are reported, never thrown. */
+export class ChatHistory {
+  readonly path: string;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly onError: (error: Error) => void;
+
+  constructor(stateDir: string, name: string, onError: (error: Error) => void) {
+    this.path = join(stateDir, 'chat', `${encodeURIComponent(name)}.jsonl`);
+    this.onError = onError;
+  }
+
+  /** The newest `limit` entries of `room` and of private talk, oldest first. Lines that do not parse are skipped. */
+  async load(room: string | undefined, limit: number): Promise<HistoryEntry[]> {
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const all = text.split('\n').flatMap((line) => {
+      const entry = parseEntry(line);
+      return entry === undefined ? [] : [entry];
+    });
+    if (all.length > 2 * MAX_ENTRIES) this.serial(() => writeStateText(this.path, all.slice(-MAX_ENTRIES).map((e) => `${JSON.stringify(e)}\n`).join('')));
+    return limit === 0 ? [] : all.filter((e) => e.room === undefined || e.room === room).slice(-limit);
+  }
+
+  append(entry: HistoryEntry): void {
+    this.serial(async () => {
+      await mkdir(join(this.path, '..'), { recursive: true, mode: 0o700 });
+      await appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+    });
+  }
+
+  /** Resolves once every append so far is on disk (or failed). */
+  flush(): Promise<void> {
+    return this.queue;
+  }
+
+  private serial(task: () => Promise<void>): void {
+    this.queue = this.queue.then(task).catch((err: unknown) => this.onError(err instanceof Error ? err : new Error(String(err))));
+  }
+}
+
+function parseEntry(line: string): HistoryEntry | undefined {
+  if (line === '') return undefined;
+  try {
+    const v = JSON.parse(line) as Partial<HistoryEntry>;
+    const ok = typeof v.at === 'string' && typeof v.id === 'string' && typeof v.from === 'string' && typeof v.text === 'string'
+      && (v.room === undefined || typeof v.room === 'string') && (v.to === undefined || typeof v.to === 'string');
+    return ok ? v as HistoryEntry : undefined;
+  } catch {
+    return undefined;
+  }
+}
