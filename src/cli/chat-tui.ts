@@ -34,7 +34,8 @@ interface Key {
 export class ChatTui implements ChatFrontend {
   private readonly term: Terminal;
   private readonly self: string;
-  private title = '';
+  private room = '';
+  private fingerprint = '';
   private readonly lines: Line[] = [];
   private readonly byId = new Map<string, Line>();
   private peers: readonly ChatPeer[] = [];
@@ -68,11 +69,12 @@ export class ChatTui implements ChatFrontend {
   }
 
   show(item: ChatItem): void {
-    const time = new Date().toTimeString().slice(0, 5);
+    const time = clock(new Date());
     switch (item.kind) {
       case 'ready': {
-        this.title = `natkit chat · ${item.room === undefined ? 'private messages' : `#${item.room}`} · ${item.name} ${item.fingerprint}`;
-        for (const h of item.history) this.push({ time: h.at.slice(11, 16), text: messageLine(h.from, h.to, h.text, this.self), style: 'system' });
+        this.room = item.room === undefined ? 'private messages' : `#${item.room}`;
+        this.fingerprint = item.fingerprint;
+        for (const h of item.history) this.push({ time: clock(new Date(h.at)), text: messageLine(h.from, h.to, h.text, this.self), style: 'system' });
         if (item.history.length > 0) this.push({ time, text: `— ${item.history.length} earlier messages above —`, style: 'system' });
         this.push({ time, text: `${item.nat}. Type a message and Enter; /help for commands.`, style: 'system' });
         break;
@@ -135,7 +137,7 @@ export class ChatTui implements ChatFrontend {
     this.term.output.off('resize', this.onResize);
     if (this.term.input.isTTY) this.term.input.setRawMode(false);
     this.term.input.pause();
-    this.term.output.write(`${ESC}?2004l${ESC}?25h${ESC}?1049l`);
+    this.term.output.write(`${ESC}?2004l${ESC}?7h${ESC}?25h${ESC}?1049l`);
     return Promise.resolve();
   }
 
@@ -241,10 +243,15 @@ export class ChatTui implements ChatFrontend {
     const side = cols >= 72 ? PEER_COLUMN : 0;
     const width = cols - (side === 0 ? 0 : side + 1);
     const body = rows - 3;
-    const out: string[] = [`${ESC}?25l${ESC}H`];
-    // Header: inverse video, the peers' count (and names when there is no column for them).
-    const who = side === 0 && this.peers.length > 0 ? ` · ${this.peers.map((p) => `${p.name} (${pathLabel(p)})`).join(', ')}` : ` · ${this.peers.length} ${this.peers.length === 1 ? 'peer' : 'peers'}`;
-    out.push(`${ESC}7m${fit(` ${this.title}${who}`, cols)}${ESC}0m`);
+    // Each row is placed (ESC [ row ; 1 H) with autowrap off: a character the terminal
+    // measures wider than we do costs the end of its row, never a scrolled screen.
+    const out: string[] = [`${ESC}?25l${ESC}?7l`];
+    const row = (r: number, text: string): number => out.push(`${ESC}${r};1H${text}`);
+    // Header: inverse video; without the column, the peers' names and paths, before our fingerprint.
+    const header = side === 0
+      ? ` ${this.room} · ${this.self}${this.peers.length === 0 ? ' · nobody yet' : ` · ${this.peers.map((p) => `${p.name} (${pathLabel(p)})`).join(', ')}`} · ${this.fingerprint}`
+      : ` natkit chat · ${this.room} · ${this.self} ${this.fingerprint} · ${this.peers.length} ${this.peers.length === 1 ? 'peer' : 'peers'}`;
+    row(1, `${ESC}7m${fit(header, cols)}${ESC}0m`);
     // Messages: wrapped to the width, the newest at the bottom, scrolled back by PgUp.
     const wrapped = this.lines.flatMap((l) => this.render(l, width));
     this.scroll = Math.min(this.scroll, Math.max(0, wrapped.length - body));
@@ -253,11 +260,11 @@ export class ChatTui implements ChatFrontend {
     const panel = this.peerPanel(body);
     for (let r = 0; r < body; r++) {
       const left = visible[r] ?? '';
-      out.push(`\r\n${left}${ESC}0m${' '.repeat(Math.max(0, width - visibleWidth(left)))}`);
-      if (side > 0) out.push(`${ESC}2m│${ESC}0m${fit(panel[r] ?? '', side)}`);
+      row(r + 2, `${ESC}2K${left}${ESC}0m`);
+      if (side > 0) out.push(`${ESC}${r + 2};${width + 1}H${ESC}2m│${ESC}0m${fit(panel[r] ?? '', side)}`);
     }
     const hint = this.scroll > 0 ? ` ${this.scroll} lines below — PgDn ` : '';
-    out.push(`\r\n${ESC}2m${'─'.repeat(Math.max(0, cols - visibleWidth(hint)))}${hint}${ESC}0m`);
+    row(rows - 1, `${ESC}2m${'─'.repeat(Math.max(0, cols - visibleWidth(hint)))}${hint}${ESC}0m`);
     // The input: one line, a window around the cursor; newlines shown as ↵.
     const shown = this.input.map((g) => (g === '\n' ? '↵' : g));
     const prompt = '> ';
@@ -266,7 +273,7 @@ export class ChatTui implements ChatFrontend {
     while (widthOf(shown.slice(from, this.cursor)) > room) from++;
     let to = from;
     while (to < shown.length && widthOf(shown.slice(from, to + 1)) <= room) to++;
-    out.push(`\r\n${ESC}2K${prompt}${shown.slice(from, to).join('')}`);
+    row(rows, `${ESC}2K${prompt}${shown.slice(from, to).join('')}`);
     out.push(`${ESC}${rows};${prompt.length + 1 + widthOf(shown.slice(from, this.cursor))}H${ESC}?25h`);
     this.term.output.write(out.join(''));
   }
@@ -276,7 +283,7 @@ export class ChatTui implements ChatFrontend {
     const colour = l.style === 'own' ? `${ESC}36m` : l.style === 'private' ? `${ESC}35m` : l.style === 'system' ? `${ESC}2m` : '';
     const mark = l.marks === undefined ? '' : ` ${marks(l.marks)}`;
     const prefix = `${l.time} `;
-    const rows = wrap(`${l.text}${mark}`, width - prefix.length);
+    const rows = wrap(`${l.text.replaceAll('\t', '    ')}${mark}`, width - prefix.length);
     return rows.map((row, i) => `${ESC}2m${i === 0 ? prefix : ' '.repeat(prefix.length)}${ESC}0m${colour}${row}`);
   }
 
@@ -304,8 +311,14 @@ function graphemes(text: string): string[] {
   return [...segmenter.segment(text)].map((s) => s.segment);
 }
 
-/** Columns a grapheme cluster takes: 2 for East Asian wide and emoji, 0 for combining marks alone. */
+/** Local wall-clock "HH:MM". */
+function clock(at: Date): string {
+  return at.toTimeString().slice(0, 5);
+}
+
+/** Columns a grapheme cluster takes: 2 for East Asian wide, emoji and flags, 0 for combining marks alone. */
 function clusterWidth(g: string): number {
+  if (/\p{Regional_Indicator}/u.test(g)) return 2;
   if (/\p{Extended_Pictographic}/u.test(g) && !/^[\u0023\u002a\u0030-\u0039\u00a9\u00ae]$/.test(g)) return 2;
   const cp = g.codePointAt(0) ?? 0;
   if (/^\p{M}/u.test(g) || cp === 0x200d) return 0;
