@@ -26,5 +26,5 @@ test('tsc emits every export and the bin; each subpath loads and the bin answers
   }
 
   const help = await promisify(execFile)(process.execPath, [built.path(pkg.bin.natkit ?? ''), '--help'], { timeout: 30_000 });
-  assert.match(help.stdout, /^Commands:\n {2}check /m);
+  assert.match(help.stdout, /^Commands:\n {2}chat /m);
 });
