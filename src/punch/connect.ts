@@ -278,6 +278,8 @@ export class ConnectAgent implements AsyncDisposable {
       this.shutdown.abort();
       this.events.emit('close');
       await Promise.all([...this.open].map((c) => c.detach()));
+      // Before the socket closes: it resolves once the server has answered UNREGISTER (a
+      // datagram still queued on a closing socket is lost), so the name is free at once.
       await this.rendezvous.close();
       await releaseShared({ w: this.w, relay: this.relay, mapping: this.mapping, mapper: this.o.portMapper });
     })();

@@ -48,6 +48,12 @@ export interface RendezvousClientOptions {
   readonly maxTransmissions?: number;
   /** Wait for an answer over TCP, ms. @default 5000 */
   readonly streamTimeoutMs?: number;
+  /**
+   * Longest close() waits for the server to answer UNREGISTER (OK or ERROR), ms; UDP
+   * retransmits within it every `rtoMs`, doubling. A server that stays silent holds the
+   * name until its lease ends. @default 1000
+   */
+  readonly closeTimeoutMs?: number;
   /** Receives keepalive and re-registration failures (counted in stats.failures either way). @default env.logger.warn */
   readonly onError?: (error: Error) => void;
   /** Aborts the registration (not the client once registered: close it). */
@@ -119,6 +125,7 @@ export class RendezvousClient implements AsyncDisposable {
   private rttMs: number | undefined;
   private timer: Timer | undefined;
   private isClosed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(options: RendezvousClientOptions) {
     this.o = options;
@@ -224,29 +231,51 @@ export class RendezvousClient implements AsyncDisposable {
   }
 
   /**
-   * Sends UNREGISTER (once, unanswered: the name is free at once rather than when the lease
-   * ends), stops keepalives, fails pending requests, ends punches() iterators and any TCP
-   * stream; the socket stays open. Idempotent.
+   * Stops keepalives, fails pending requests and ends punches() iterators at once, then
+   * gives the name up: sends UNREGISTER and waits (at most `closeTimeoutMs`) for the
+   * server's answer, so the name is free for any key once this resolves; then closes any
+   * TCP stream. The socket stays open, and must until this resolves: a datagram still
+   * queued when its socket closes is lost (node:dgram sends after an asynchronous lookup).
+   * Idempotent: every call gets the first call's promise.
    */
-  async close(): Promise<void> {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    this.timer?.cancel();
-    // Best effort: a lost frame leaves the lease to end, and a server older than UNREGISTER
-    // answers ERROR bad-request, which arrives after the handler is gone.
-    if (this.session !== undefined) {
-      this.transmit(encodeFrame({ type: 'unregister', transactionId: this.env.random.bytes(TRANSACTION_ID_BYTES), session: this.session }));
-      this.session = undefined;
-    }
-    this.o.socket.onPacket(undefined);
-    for (const p of [...this.pending.values()]) p.fail(new NatkitError('ERR_CLOSED', 'rendezvous client closed'));
-    for (const stop of [...this.closers]) stop();
-    this.handlers.clear();
-    await this.closeStream();
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.isClosed = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    for (const p of [...this.pending.values()]) p.fail(new NatkitError('ERR_CLOSED', 'rendezvous client closed'));
+    for (const stop of [...this.closers]) stop();
+    this.handlers.clear();
+    await this.unregister();
+    this.o.socket.onPacket(undefined);
+    await this.closeStream();
+  }
+
+  /**
+   * UNREGISTER, answered (docs/rendezvous.md, "Registration and keys"): the answer proves
+   * the frame left the socket and reached the server, which then has freed the name. OK
+   * and any ERROR end the wait alike: `not-registered` (the lease already ended, or our
+   * mapping moved), or `bad-request` from a server older than UNREGISTER. Silence until
+   * `closeTimeoutMs` leaves the name to its lease. Never rejects.
+   */
+  private async unregister(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    // Nothing can leave a closed socket: no wait for an answer that cannot come.
+    if (session === undefined || (this.stream === undefined && this.o.socket.closed)) return;
+    try {
+      await this.exchange((transactionId) => ({ type: 'unregister', transactionId, session }), undefined, this.o.closeTimeoutMs ?? 1000);
+    } catch (err) {
+      if (!(err instanceof RendezvousError) && !isNatkitError(err, 'ERR_TIMEOUT') && !isNatkitError(err, 'ERR_CLOSED')) this.failures.fail(err);
+    }
   }
 
   /** HELLO → CHALLENGE → REGISTER → REGISTERED, over UDP or, when UDP gets no answer, TCP. */
@@ -317,6 +346,11 @@ export class RendezvousClient implements AsyncDisposable {
   private request(make: (transactionId: Uint8Array) => RendezvousMessage, signal?: AbortSignal): Promise<RendezvousMessage> {
     throwIfAborted(signal, 'rendezvous request');
     if (this.isClosed) return Promise.reject(new NatkitError('ERR_CLOSED', 'rendezvous client closed'));
+    return this.exchange(make, signal, undefined);
+  }
+
+  /** request() without the closed check (close() uses it for UNREGISTER), its whole wait capped at `limitMs` when given. */
+  private exchange(make: (transactionId: Uint8Array) => RendezvousMessage, signal: AbortSignal | undefined, limitMs: number | undefined): Promise<RendezvousMessage> {
     const transactionId = this.env.random.bytes(TRANSACTION_ID_BYTES);
     const key = hex(transactionId);
     const frame = encodeFrame(make(transactionId));
@@ -325,9 +359,11 @@ export class RendezvousClient implements AsyncDisposable {
     const maxTransmissions = this.o.maxTransmissions ?? 4;
     return new Promise<RendezvousMessage>((resolve, reject) => {
       let timer: Timer | undefined;
+      let limit: Timer | undefined;
       let transmissions = 0;
       const finish = (): void => {
         timer?.cancel();
+        limit?.cancel();
         this.pending.delete(key);
         signal?.removeEventListener('abort', onAbort);
       };
@@ -360,6 +396,12 @@ export class RendezvousClient implements AsyncDisposable {
         },
       });
       signal?.addEventListener('abort', onAbort, { once: true });
+      if (limitMs !== undefined) {
+        limit = clock.setTimer(limitMs, () => {
+          finish();
+          reject(new NatkitError('ERR_TIMEOUT', `rendezvous server: no answer within ${limitMs} ms (${transmissions} transmission(s))`));
+        });
+      }
       transmit();
     });
   }

@@ -2,16 +2,18 @@
 // register from the very socket they will punch from (a PacketMux shared with STUN), the
 // server sees the mapping a STUN server on the same socket sees, CONNECT and rooms give
 // both sides each other's reflexive candidate and one start moment, a UDP-blocked peer
-// registers over TCP, leases live exactly as long as keepalives come, and close() frees
-// the name at once.
+// registers over TCP, leases live exactly as long as keepalives come, close() frees
+// the name at once (behind a NAT too, from the registered mapping; connect()'s agent as
+// well), and a crashed holder keeps its name from other keys until its lease ends.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MUX_STUN, PacketMux, endpoint, endpointKey, type Endpoint } from '../../src/net/index.ts';
 import { NAT_PRESETS, type NatOptions, type SimHost, type World } from '../../src/net/sim/index.ts';
 import { StunClient, StunServer } from '../../src/stun/index.ts';
 import {
-  MUX_RENDEZVOUS, RendezvousClient, RendezvousServer, identityFromSeed, type PunchOrder, type RendezvousServerOptions,
+  MUX_RENDEZVOUS, RendezvousClient, RendezvousError, RendezvousServer, identityFromSeed, type PunchOrder, type RendezvousIdentity, type RendezvousServerOptions,
 } from '../../src/rendezvous/index.ts';
+import { connect } from '../../src/punch/index.ts';
 import { simTest } from '../helpers/sim.ts';
 
 const SERVER = '198.18.0.10';
@@ -33,7 +35,7 @@ async function startServer(world: World, options: Partial<RendezvousServerOption
   return {
     rendezvous, udp: endpoint(SERVER, PORT), tcp: rendezvous.tcpEndpoints[0]!,
     [Symbol.asyncDispose]: async () => {
-      await rendezvous.close();
+      await world.run(rendezvous.close());
       await stun.close();
       await mux.close();
     },
@@ -48,18 +50,23 @@ interface Peer extends AsyncDisposable {
   readonly publicKey: Uint8Array;
 }
 
-/** A host (`hostName`) behind its own router, registered as `name` from one muxed socket. */
-async function peer(world: World, server: Server, name: string, nat: NatOptions, delayMs = 10, hostName = name): Promise<Peer> {
+/** A host (`hostName`) behind its own router, registered as `name` from one muxed socket (with `identity`, else a new key). */
+async function peer(world: World, server: Server, name: string, nat: NatOptions, delayMs = 10, hostName = name, key?: RendezvousIdentity): Promise<Peer> {
   const host = world.addRouter({ name: `${hostName}-nat`, nat, link: { delayMs } }).addHost({ name: hostName });
   const mux = new PacketMux(await world.run(host.env.network.bindUdp()));
-  const identity = identityFromSeed(host.env.random.bytes(32));
-  const client = await world.run(RendezvousClient.register({ env: host.env, server: server.udp, socket: mux.route(MUX_RENDEZVOUS), name, identity }));
+  const identity = key ?? identityFromSeed(host.env.random.bytes(32));
+  const client = await world.run(RendezvousClient.register({ env: host.env, server: server.udp, socket: mux.route(MUX_RENDEZVOUS), name, identity }))
+    .catch(async (err: unknown) => {
+      await mux.close();
+      throw err;
+    });
   const orders: PunchOrder[] = [];
   client.onPunch((o) => orders.push(o));
   return {
     host, client, mux, orders, publicKey: identity.publicKey,
+    // close() waits for the server's answer to UNREGISTER: virtual time must run meanwhile.
     [Symbol.asyncDispose]: async () => {
-      await client.close();
+      await world.run(client.close());
       await mux.close();
     },
   };
@@ -136,7 +143,7 @@ test('keepalives hold the lease for minutes; without them it ends after leaseS',
   assert.ok(alice.client.stats.keepalives >= 17);
   // alice vanishes: her socket goes first, so close() cannot send UNREGISTER.
   await alice.mux.close();
-  await alice.client.close();
+  await world.run(alice.client.close());
   await world.elapse(31_000);
   assert.equal(server.rendezvous.stats.expired, 1);
   await assert.rejects(world.run(bob.client.connect('alice')), (err: unknown) => err instanceof Error && 'reason' in err && err.reason === 'not-found');
@@ -148,8 +155,8 @@ test('close() unregisters, over UDP and over TCP: the name is free at once for a
   for (const [name, nat] of [['alice', NAT_PRESETS['port-restricted-cone']], ['bob', NAT_PRESETS['udp-blocked']]] as const) {
     const old = await peer(world, server, name, nat);
     const { unregistered } = server.rendezvous.stats;
+    // close() resolves once the server has answered UNREGISTER (the socket closes right after it).
     await old[Symbol.asyncDispose]();
-    await world.elapse(200);
     assert.equal(server.rendezvous.stats.unregistered, unregistered + 1);
     await assert.rejects(world.run(carol.client.connect(name)), (err: unknown) => err instanceof Error && 'reason' in err && err.reason === 'not-found');
     // Another key (a new host's identity) takes the name well within the old lease.
@@ -158,6 +165,62 @@ test('close() unregisters, over UDP and over TCP: the name is free at once for a
     assert.equal((await world.run(carol.client.connect(name))).peer.name, name);
   }
   assert.equal(server.rendezvous.stats.expired, 0);
+}));
+
+const nameTaken = (err: unknown): boolean => err instanceof RendezvousError && err.reason === 'name-taken';
+
+test('behind a symmetric NAT, close() and an immediate restart under the same name: a new key, then the old key', simTest({}, async (world) => {
+  await using server = await startServer(world);
+  const k1 = identityFromSeed(world.random.bytes(32));
+  const old = await peer(world, server, 'alice', NAT_PRESETS.symmetric, 40, 'alice', k1);
+  // The server sees the NAT's mapping, and UNREGISTER comes from that same mapping.
+  assert.notEqual(old.client.reflexive.address, old.mux.socket.local.address);
+  await old[Symbol.asyncDispose]();
+  assert.equal(server.rendezvous.stats.unregistered, 1);
+  assert.equal(server.rendezvous.core.registrationCount, 0);
+  // A new key, from a new host behind another NAT, at once; then the first key again.
+  const k2 = await peer(world, server, 'alice', NAT_PRESETS.symmetric, 40, 'alice-2');
+  await k2[Symbol.asyncDispose]();
+  await using again = await peer(world, server, 'alice', NAT_PRESETS['port-restricted-cone'], 40, 'alice-3', k1);
+  assert.equal(again.client.transport, 'udp');
+  assert.equal(server.rendezvous.stats.unregistered, 2);
+  assert.equal(server.rendezvous.stats.errors['name-taken'], 0);
+}));
+
+test('a crashed holder (no UNREGISTER): its own key takes the name back at once, another key only after the lease', simTest({}, async (world) => {
+  await using server = await startServer(world, { leaseS: 30, keepaliveS: 10 });
+  const k1 = identityFromSeed(world.random.bytes(32));
+  const crash = async (p: Peer): Promise<void> => {
+    await p.mux.close();
+    await world.run(p.client.close());
+  };
+  await crash(await peer(world, server, 'bob', NAT_PRESETS['port-restricted-cone'], 10, 'bob', k1));
+  await assert.rejects(peer(world, server, 'bob', NAT_PRESETS['full-cone'], 10, 'bob-other'), nameTaken);
+  // The same key from another host: REGISTER moves the registration there.
+  await crash(await peer(world, server, 'bob', NAT_PRESETS.symmetric, 10, 'bob-restarted', k1));
+  assert.equal(server.rendezvous.stats.reregistered, 1);
+  assert.equal(server.rendezvous.stats.unregistered, 0);
+  await world.elapse(29_000);
+  await assert.rejects(peer(world, server, 'bob', NAT_PRESETS['full-cone'], 10, 'bob-other-2'), nameTaken);
+  await world.elapse(1_500);
+  await using other = await peer(world, server, 'bob', NAT_PRESETS['full-cone'], 10, 'bob-other-3');
+  assert.equal(other.client.name, 'bob');
+  assert.equal(server.rendezvous.stats.expired, 1);
+}));
+
+test('connect()\'s agent behind a NAT: close() frees the name before it resolves, and a new key registers at once', simTest({}, async (world) => {
+  await using server = await startServer(world);
+  for (const [round, nat] of [NAT_PRESETS['port-restricted-cone'], NAT_PRESETS.symmetric, NAT_PRESETS['udp-blocked']].entries()) {
+    const host = world.addRouter({ name: `carol-${round}-nat`, nat, link: { delayMs: 25 } }).addHost({ name: `carol-${round}` });
+    const agent = await world.run(connect({
+      env: host.env, identity: identityFromSeed(world.random.bytes(32)), name: 'carol', localAddress: host.address(), rendezvous: server.udp, rendezvousTcp: server.tcp,
+    }));
+    assert.equal(agent.rendezvous.transport, nat === NAT_PRESETS['udp-blocked'] ? 'tcp' : 'udp');
+    await world.run(agent.close());
+    assert.equal(server.rendezvous.stats.unregistered, round + 1);
+  }
+  assert.equal(server.rendezvous.stats.registered, 3);
+  assert.equal(server.rendezvous.stats.errors['name-taken'], 0);
 }));
 
 test('a NAT that drops the mapping: the keepalive goes unanswered, the client registers again from its new mapping', simTest({}, async (world) => {
