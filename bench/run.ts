@@ -5,7 +5,8 @@
 // (taskset). Prints responses/s, loss, p50/p99 latency and the ratios to the reference.
 // Then the sections: NAT discovery in the namespace lab (bench/lib/nat-check.ts), the
 // TURN relay, natkit's TurnServer vs coturn (bench/lib/turn.ts), and the NAT matrix in the
-// namespace lab (bench/lib/punch.ts).
+// namespace lab (bench/lib/punch.ts), and the secure session vs plain UDP on loopback
+// (bench/lib/session.ts).
 // Every child is started through one registry and killed by PID on stop, error,
 // Ctrl-C or exit. Exit codes: 0 ok, 1 a server or the generator failed, 2 usage, 130 interrupted.
 import { spawnSync } from 'node:child_process';
@@ -20,6 +21,7 @@ import { formatProfile, summariseProfile, type ProfileSummary } from './lib/prof
 import { checkBenchUnavailable, formatCheckBench, runCheckBench } from './lib/nat-check.ts';
 import { formatTurnBench, prepareTurnLoad, runTurnBench } from './lib/turn.ts';
 import { punchSection } from './lib/punch.ts';
+import { formatSessionBench, runSessionBench } from './lib/session.ts';
 import { addRatios, formatTable, medianMetrics, ratio, type Ratios, type ServerResult } from './lib/report.ts';
 import { SERVERS, coturnPackageVersion } from './lib/servers.ts';
 
@@ -221,6 +223,7 @@ async function main(argv: readonly string[], children: ChildRegistry, signal: Ab
     const about = `node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}`;
     sections.push(await punchSection({ runs: opts.runs, signal, progress, required: opts.punch === 'on', about }));
   }
+  if (opts.session !== 'off') sections.push(await sessionSection(opts, env, children, signal));
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(Object.assign({}, ...sections.map((x) => x.json)), null, 2)}\n`);
   } else {
@@ -278,6 +281,28 @@ async function turnSection(opts: BenchOptions, env: Environment, children: Child
     json: { environment: env, turn: result },
     failed: result.servers.some((s) => s.status === 'failed'),
   };
+}
+
+/** The secure session next to plain UDP on loopback: it needs nothing beyond Node, so it runs unless another --only leaves it out. */
+async function sessionSection(opts: BenchOptions, env: Environment, children: ChildRegistry, signal: AbortSignal): Promise<Section> {
+  const pinning = choosePinning(opts.pin);
+  const description = sessionPinning(pinning);
+  progress(`session: ${description}`);
+  const result = await runSessionBench({
+    durationS: opts.sessionDurationS, warmupS: opts.warmupS, runs: opts.runs, profile: opts.profile,
+    pinning: { ...pinning, description }, children, signal, progress,
+  });
+  const about = `node ${env.node}, Linux ${env.kernel}, ${env.cpus} × ${env.cpu}`;
+  return {
+    text: `${formatSessionBench(result)}\n${about}`,
+    json: { environment: env, session: result },
+    failed: result.paths.some((p) => p.status === 'failed'),
+  };
+}
+
+/** The pinning line in the session section's words: its receiver takes the server CPU, its sender the generator's. */
+function sessionPinning(p: Pinning): string {
+  return p.server === undefined ? p.description.replace('server and generator', 'receiver and sender') : `taskset: receiver on CPU ${p.server}, sender on CPU ${p.generator ?? '?'}`;
 }
 
 /** The STUN throughput section: its text, its JSON and whether a server failed. */

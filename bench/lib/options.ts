@@ -14,8 +14,12 @@ export const CHECK_SECTION = 'check';
 export const TURN_SECTION = 'turn';
 /** The NAT matrix section's name in --only. */
 export const PUNCH_SECTION = 'punch';
+/** The secure session vs plain UDP section's name in --only. */
+export const SESSION_SECTION = 'session';
 /** The sections besides STUN throughput, by their name in --only. */
-const SECTIONS = [CHECK_SECTION, TURN_SECTION, PUNCH_SECTION] as const;
+const SECTIONS = [CHECK_SECTION, TURN_SECTION, PUNCH_SECTION, SESSION_SECTION] as const;
+/** Measured seconds per case of the session section when --duration-s is not given (8 cases per run). */
+export const SESSION_DEFAULT_DURATION_S = 1;
 
 /** Everything a run is configured by. */
 export interface BenchOptions {
@@ -51,6 +55,13 @@ export interface BenchOptions {
    * skipped) without --only, 'off' otherwise. @default 'auto'
    */
   readonly punch: 'on' | 'auto' | 'off';
+  /**
+   * The secure session vs plain UDP section (bench/lib/session.ts): 'on' when --only names
+   * it, 'auto' (it needs nothing, so it runs) without --only, 'off' otherwise. @default 'auto'
+   */
+  readonly session: 'on' | 'auto' | 'off';
+  /** Measured seconds per case of the session section: --duration-s when given, else 1. */
+  readonly sessionDurationS: number;
   /** Lab NAT presets the NAT discovery section runs on. @default port-restricted-cone, symmetric */
   readonly checkNats: readonly NatPreset[];
   /** Requests carry FINGERPRINT (RFC 8489 §14.7), as ICE agents send them. @default false */
@@ -77,20 +88,23 @@ Then TURN relay throughput (100- and 1000-byte ChannelData) and memory per alloc
 natkit's TurnServer and coturn, with one native load tool (needs cc and libcrypto).
 Then the NAT matrix in the namespace lab (needs root, else skipped): two peers behind every
 pair of kernel NATs connect through \`natkit serve\`: outcome, path, time, packets.
+Then the secure session vs plain UDP on loopback (two child processes): messages/s and MB/s
+of 100 B, 1000 B and 16 KiB messages and the round trip of a 100 B message, with ratios.
 
 options:
   --only LIST        servers, comma-separated: ${SERVER_IDS.join(', ')}; and/or
-                     ${CHECK_SECTION} for NAT discovery, ${TURN_SECTION} for the TURN relay, ${PUNCH_SECTION} for the NAT matrix
-                     (default ${DEFAULT_SERVERS.join(',')}, ${TURN_SECTION}, plus ${CHECK_SECTION} and ${PUNCH_SECTION} when root)
+                     ${CHECK_SECTION} for NAT discovery, ${TURN_SECTION} for the TURN relay, ${PUNCH_SECTION} for the NAT matrix,
+                     ${SESSION_SECTION} for the secure session vs plain UDP
+                     (default ${DEFAULT_SERVERS.join(',')}, ${TURN_SECTION}, ${SESSION_SECTION}, plus ${CHECK_SECTION} and ${PUNCH_SECTION} when root)
   --check-nats LIST  lab NATs for ${CHECK_SECTION}: ${CHECK_NATS.join(', ')}
                      (default ${DEFAULT_CHECK_NATS.join(',')})
-  --duration-s N     measured seconds per run (default 3)
+  --duration-s N     measured seconds per run (default 3; ${SESSION_SECTION}: per case, default ${SESSION_DEFAULT_DURATION_S})
   --warmup-s N       warm-up seconds before each measurement (default 0.5)
   --window N         requests in flight (default 128)
   --timeout-ms N     a request unanswered this long is lost (default 200)
   --runs N           runs per server (and per program and NAT, and per pair); medians shown (default 3);
                      ${TURN_SECTION} uses --duration-s, --warmup-s, --timeout-ms and --runs too, and --window
-                     for the datagrams in flight
+                     for the datagrams in flight; ${SESSION_SECTION} uses --duration-s, --warmup-s, --runs, --profile
   --fingerprint      requests carry FINGERPRINT
   --spin-us N        generator busy-polls N µs before sleeping, when pinned (default 1000)
   --no-pin           do not pin with taskset
@@ -143,7 +157,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
   }
   const v = parsed.values;
   let only: ServerId[] = [...DEFAULT_SERVERS];
-  const sections: Record<(typeof SECTIONS)[number], 'on' | 'auto' | 'off'> = { check: 'auto', turn: 'auto', punch: 'auto' };
+  const sections: Record<(typeof SECTIONS)[number], 'on' | 'auto' | 'off'> = { check: 'auto', turn: 'auto', punch: 'auto', session: 'auto' };
   if (v.only !== undefined) {
     only = [];
     for (const section of SECTIONS) sections[section] = 'off';
@@ -167,15 +181,17 @@ export function parseBenchArgs(argv: readonly string[]): BenchOptions {
     if (!checkNats.includes(nat)) checkNats.push(nat);
   }
   if (checkNats.length === 0) throw new UsageError('--check-nats: expected at least one NAT');
+  const durationS = num('duration-s', v['duration-s'], 3, 0.1, 600);
   return {
     json: v.json,
-    durationS: num('duration-s', v['duration-s'], 3, 0.1, 600),
+    durationS,
     warmupS: num('warmup-s', v['warmup-s'], 0.5, 0, 60),
     window: num('window', v.window, 128, 1, 65536, true),
     timeoutMs: num('timeout-ms', v['timeout-ms'], 200, 1, 4000, true),
     runs: num('runs', v.runs, 3, 1, 50, true),
     only,
     ...sections,
+    sessionDurationS: v['duration-s'] === undefined ? SESSION_DEFAULT_DURATION_S : durationS,
     checkNats,
     fingerprint: v.fingerprint,
     spinUs: num('spin-us', v['spin-us'], 1000, 0, 1_000_000, true),
