@@ -25,7 +25,7 @@ export const NETWORK_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   key: { type: 'string', valueName: 'FILE', description: 'Ed25519 private key (PKCS #8 PEM) owning NAME; created (mode 0600) when missing; default: a new key each run' },
   local: { type: 'string', valueName: 'ADDR', description: 'local address to bind; default: the one routed toward the server' },
   json: { type: 'boolean', description: 'progress, connections and path changes as JSON lines (on stdout; on stderr for pipe)' },
-  state: { type: 'string', valueName: 'DIR', env: 'NATKIT_STATE_DIR', description: 'directory of known-peers.json (default: $XDG_STATE_HOME/natkit or ~/.local/state/natkit)' },
+  state: { type: 'string', valueName: 'DIR', env: 'NATKIT_STATE_DIR', description: 'state directory: known-peers.json, and for chat keys/ and chat/ (history) (default: $XDG_STATE_HOME/natkit or ~/.local/state/natkit)' },
   'forget-peer': { type: 'string', valueName: 'PEER', description: 'drop the key pinned for PEER first (it is pinned again on the next connection); alone, only that' },
 };
 

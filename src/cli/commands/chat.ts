@@ -46,7 +46,7 @@ export const chatCommand: Command = {
     'Examples:',
     '  natkit chat lobby --name alice --server rv.example.net --turn-user alice --turn-pass s3cret',
     '  natkit chat --name bob --server rv.example.net            # private messages only',
-    '  echo \'{"type":"send","text":"hello"}\' | natkit chat lobby --name bot --server rv.example.net --json',
+    '  natkit chat lobby --name bot --server rv.example.net --json   # a program drives it on stdin/stdout',
   ].join('\n'),
   run: runChat,
 };
