@@ -294,7 +294,8 @@ export class ChatClient implements AsyncDisposable {
     this.links.set(name, link);
     session.onMessage((data) => this.onFrame(name, data));
     conn.onPathChange((path) => this.links.get(name) === link && this.emit({ kind: 'path', name, path }));
-    conn.onClose(() => void session.close());
+    // The path is gone: the session can say nothing more (no CLOSE).
+    conn.onClose(() => session.abort());
     session.onClose((error) => this.ended(name, link, error));
     session.opened().then(() => {
       if (this.links.get(name) !== link) return;

@@ -228,7 +228,8 @@ class Session {
     if (this.json) this.emit('connected', connectionJson(conn), '');
     conn.onPathChange((path) => this.emit('path', { peer: conn.peer.name, kind: path.kind, method: path.method, remote: formatEndpoint(path.remote) }, `path       ${conn.peer.name}: ${describePath(path)}`));
     conn.onClose((error) => {
-      void this.sessions.get(conn)?.close();
+      // The path is gone: nothing more can be said on it.
+      this.sessions.get(conn)?.abort();
       this.sessions.delete(conn);
       this.emit('closed', { peer: conn.peer.name, ...(error !== undefined && { error: error.message }) }, `closed     ${conn.peer.name}${error === undefined ? '' : `: ${error.message}`}`);
     });

@@ -1,11 +1,14 @@
 // SecureSession: the session core (session.ts) run on an Env clock over a datagram path —
 // a PeerConnection from natkit/punch (direct or relayed, switching by itself), or any
 // object with send()/onMessage(). setPath() moves the session to another path mid-stream;
-// the reliable layer resends what the old path lost.
+// the reliable layer resends what the old path lost. close() is graceful (CLOSE after
+// every queued message, resolved on its acknowledgement or at a deadline); abort() is not.
 import { NatkitError } from '../util/index.ts';
 import type { Env, Timer } from '../net/index.ts';
 import { keyFingerprint } from '../punch/index.ts';
-import { SessionCore, type SessionOptions, type SessionPeer, type SessionState, type SessionStats } from './session.ts';
+import {
+  SessionCore, type SessionCloseOptions, type SessionClosedBy, type SessionOptions, type SessionPeer, type SessionState, type SessionStats,
+} from './session.ts';
 
 /** What a session sends over: one peer, datagrams both ways. PeerConnection is one. */
 export interface DatagramPath {
@@ -28,7 +31,11 @@ export class SecureSession implements AsyncDisposable {
   private messageHandler: ((message: Uint8Array) => void) | undefined;
   private closeHandler: ((error?: Error) => void) | undefined;
   private readonly waiters: { resolve: (peer: SessionPeer) => void; reject: (err: Error) => void }[] = [];
+  private readonly closeWaiters: (() => void)[] = [];
+  /** onClose has fired (closed or failed). */
   private ended = false;
+  /** No timer and no path handler any more (after the core's linger, or abort()). */
+  private stopped = false;
 
   /** Starts the handshake on `path` at once. */
   constructor(options: SecureSessionOptions) {
@@ -42,6 +49,11 @@ export class SecureSession implements AsyncDisposable {
 
   get state(): SessionState {
     return this.core.state;
+  }
+
+  /** Who closed the session: 'local' (close(), abort()) or 'peer' (its CLOSE came); undefined while open and after a failure. */
+  get closedBy(): SessionClosedBy | undefined {
+    return this.core.closedBy;
   }
 
   /** The authenticated peer once open; `fingerprint` is keyFingerprint() of its identity key. */
@@ -76,7 +88,7 @@ export class SecureSession implements AsyncDisposable {
     });
   }
 
-  /** Queues a message (up to maxMessageBytes); delivered once and in order. Throws ERR_CLOSED after close or failure. */
+  /** Queues a message (up to maxMessageBytes); delivered once and in order. Throws ERR_CLOSED once closing, closed or failed. */
   send(message: Uint8Array): void {
     this.core.send(message);
     this.pump();
@@ -87,7 +99,7 @@ export class SecureSession implements AsyncDisposable {
     this.messageHandler = handler;
   }
 
-  /** Called once when the session ends: after close(), or with the error it failed with. */
+  /** Called once when the session ends: closed (by close(), abort() or the peer's CLOSE; no error), or failed with its error (ERR_TIMEOUT: handshake, or the peer silent for idleTimeoutMs). */
   onClose(handler: ((error?: Error) => void) | undefined): void {
     this.closeHandler = handler;
   }
@@ -100,11 +112,29 @@ export class SecureSession implements AsyncDisposable {
     this.pump();
   }
 
-  /** Stops the session and its timer; the path stays the caller's. Idempotent. */
-  close(): Promise<void> {
-    this.core.close();
-    this.finish();
-    return Promise.resolve();
+  /**
+   * Closes gracefully: every message already queued is sent and acknowledged, then CLOSE;
+   * resolves when the peer acknowledged it or after `timeoutMs` (default 3000), closed
+   * either way (closedBy 'local'), and never rejects (a failure meanwhile goes to onClose).
+   * On a session already ended it stops at once what is left (the linger answering a
+   * repeated CLOSE). The path stays the caller's. Idempotent.
+   */
+  close(options: SessionCloseOptions = {}): Promise<void> {
+    if (this.ended) {
+      this.stop();
+      return Promise.resolve();
+    }
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve));
+    this.core.close(this.env.clock.now(), options);
+    this.pump();
+    return done;
+  }
+
+  /** Stops at once, sending nothing more (no CLOSE: the peer notices by its idle timeout); what was queued is dropped. Idempotent. */
+  abort(): void {
+    this.core.abort();
+    this.end();
+    this.stop();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -117,17 +147,20 @@ export class SecureSession implements AsyncDisposable {
   }
 
   private pump(): void {
-    if (this.ended) return;
+    if (this.stopped) return;
     const now = this.env.clock.now();
     for (const d of this.core.poll(now)) this.path.send(d);
     const peer = this.core.peer;
     if (peer !== undefined && this.waiters.length > 0) for (const w of this.waiters.splice(0)) w.resolve(peer);
+    // Every message before a CLOSE is handed over before onClose.
     for (const m of this.core.takeDelivered()) this.messageHandler?.(m);
-    if (this.core.state === 'failed' || this.core.state === 'closed') {
-      this.finish();
+    if (this.core.state === 'failed' || this.core.state === 'closed') this.end();
+    if (this.stopped) return;
+    const at = this.core.nextTimerAt();
+    if (at === undefined && this.ended) {
+      this.stop();
       return;
     }
-    const at = this.core.nextTimerAt();
     // Keep an earlier timer: firing early is harmless, and rescheduling per packet is not free.
     if (at === undefined || (this.timerAt !== undefined && this.timerAt <= at)) return;
     this.timer?.cancel();
@@ -140,14 +173,23 @@ export class SecureSession implements AsyncDisposable {
     });
   }
 
-  private finish(): void {
+  /** The session is over for the caller: waiters settle, onClose fires (once). */
+  private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.path.onMessage(undefined);
     const error = this.core.error;
     for (const w of this.waiters.splice(0)) w.reject(error ?? new NatkitError('ERR_CLOSED', 'session closed before it opened'));
+    for (const resolve of this.closeWaiters.splice(0)) resolve();
     this.closeHandler?.(error);
+  }
+
+  /** No more timer or input. */
+  private stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerAt = undefined;
+    this.path.onMessage(undefined);
   }
 }

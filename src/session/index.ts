@@ -9,11 +9,11 @@ export {
   PACKET_TRANSPORT, TRANSPORT_HEADER_BYTES, TRANSPORT_OVERHEAD, Transport,
   type RekeyOptions, type TransportDrop, type TransportStats,
 } from './transport.ts';
-export { DATA_HEADER_BYTES, FRAME_ACK, FRAME_DATA, ReliableChannel, type ReliableOptions, type ReliableStats } from './reliable.ts';
+export { DATA_HEADER_BYTES, FRAME_ACK, FRAME_CLOSE, FRAME_DATA, ReliableChannel, type ReliableOptions, type ReliableStats } from './reliable.ts';
 export { IDENTITY_PROOF_BYTES, checkIdentityProof, identityProof, staticKeySignedData } from './identity-proof.ts';
 export {
   PACKET_HANDSHAKE_1, PACKET_HANDSHAKE_2, PACKET_HANDSHAKE_3, SessionCore,
-  type SessionOptions, type SessionPeer, type SessionRole, type SessionState, type SessionStats,
+  type SessionCloseOptions, type SessionClosedBy, type SessionOptions, type SessionPeer, type SessionRole, type SessionState, type SessionStats,
 } from './session.ts';
 export { SecureSession, type DatagramPath, type SecureSessionOptions } from './driver.ts';
 export { secureConnection, type PunchedConnection, type SecureConnectionOptions } from './secure-connection.ts';

@@ -5,6 +5,17 @@
 // is not the core's business: a datagram may leave by the relay and the next one direct.
 //
 // Datagram types (first byte): 1–3 the handshake messages, 4 transport.
+//
+// Lifecycle. close() queues the reliable layer's CLOSE after every message (TCP's FIN,
+// RFC 9293 §3.6; it is sealed by the transport, so only the peer can send it, once); the
+// session is closed when CLOSE is acknowledged, or at the close deadline. The side that
+// receives CLOSE has delivered everything before it, acknowledges it, and is closed by
+// the peer; it keeps answering a repeated CLOSE with its ACK for 3 RTO (QUIC's draining
+// period, RFC 9000 §10.2; TCP's TIME-WAIT) in case that ACK was lost. Keepalives (an
+// ACK frame, which elicits nothing, like WireGuard's empty keepalive packet) go
+// out after keepaliveMs without sending; idleTimeoutMs without an authentic packet from
+// the peer fails the session (RFC 9000 §10.1's idle timeout). When both close at once,
+// each also waits for the other's CLOSE (its ACKs say it is closing), so nothing is cut.
 import { NatkitError } from '../util/index.ts';
 import type { RendezvousIdentity } from '../rendezvous/index.ts';
 import { HandshakeState, x25519KeyPair, type HandshakeResult, type KeyPair } from './noise.ts';
@@ -19,7 +30,10 @@ export const PACKET_HANDSHAKE_3 = 0x03;
 const PROLOGUE = new TextEncoder().encode('natkit-session/1');
 
 export type SessionRole = 'initiator' | 'responder';
-export type SessionState = 'handshaking' | 'open' | 'failed' | 'closed';
+/** 'closing': close() was called; CLOSE waits behind queued messages or for its ACK. */
+export type SessionState = 'handshaking' | 'open' | 'closing' | 'failed' | 'closed';
+/** Who ended a closed session: this side (close(), abort()) or the peer (its CLOSE). */
+export type SessionClosedBy = 'local' | 'peer';
 
 export interface SessionOptions extends RekeyOptions, Omit<ReliableOptions, 'maxFrameBytes'> {
   /** Who writes the first handshake message (e.g. the punch's controlling side). */
@@ -38,6 +52,16 @@ export interface SessionOptions extends RekeyOptions, Omit<ReliableOptions, 'max
   readonly handshakeRetryMs?: number;
   /** Give up the handshake after this long, ms. @default 10000 */
   readonly handshakeTimeoutMs?: number;
+  /** Send a keepalive when open and nothing was sent for this long, ms; 0 turns it off. Keep it well under the peer's idleTimeoutMs and the NAT's binding timeout. @default 10000 */
+  readonly keepaliveMs?: number;
+  /** Fail with ERR_TIMEOUT when no authentic packet came from the peer for this long once open, ms; 0 turns it off. @default 30000 */
+  readonly idleTimeoutMs?: number;
+}
+
+/** Options of SessionCore.close(). */
+export interface SessionCloseOptions {
+  /** Stop waiting for the peer's acknowledgement of CLOSE after this long, ms; closed either way. @default 3000 */
+  readonly timeoutMs?: number;
 }
 
 /** Counters of the session; nothing resets them. */
@@ -49,6 +73,10 @@ export interface SessionStats {
   early: number;
   /** Datagrams of no known type. */
   unknown: number;
+  /** Keepalives sent (ACK frames after keepaliveMs without sending). */
+  keepalivesSent: number;
+  /** Closes that ended at their deadline without the peer's acknowledgement. */
+  closeTimeouts: number;
   readonly transport: TransportStats | undefined;
   readonly reliable: ReliableStats;
 }
@@ -84,7 +112,18 @@ export class SessionCore {
   private readonly out: Uint8Array[] = [];
   /** Why the last authentic handshake message was refused, for the timeout error. */
   private rejection: string | undefined;
-  private readonly counters = { handshakePacketsSent: 0, handshakeRejected: 0, early: 0, unknown: 0 };
+  private readonly counters = { handshakePacketsSent: 0, handshakeRejected: 0, early: 0, unknown: 0, keepalivesSent: 0, closeTimeouts: 0 };
+  private readonly keepaliveMs: number;
+  private readonly idleTimeoutMs: number;
+  /** When a transport packet last went out, and an authentic one last came in. */
+  private lastSentMs = 0;
+  private lastHeardMs = 0;
+  /** close() was called: CLOSE is queued behind the messages. */
+  private closing = false;
+  private closeDeadline: number | undefined;
+  private closedByValue: SessionClosedBy | undefined;
+  /** Closed, but still answering a repeated CLOSE with an ACK until then. */
+  private lingerUntil: number | undefined;
 
   constructor(options: SessionOptions) {
     this.options = options;
@@ -93,10 +132,18 @@ export class SessionCore {
     const maxDatagram = options.maxDatagramBytes ?? 1200;
     this.reliable = new ReliableChannel({ ...options, maxFrameBytes: maxDatagram - TRANSPORT_OVERHEAD });
     this.retryMs = options.handshakeRetryMs ?? 250;
+    this.keepaliveMs = options.keepaliveMs ?? 10_000;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
   }
 
   get state(): SessionState {
+    if (this.closing && (this.stateValue === 'handshaking' || this.stateValue === 'open')) return 'closing';
     return this.stateValue;
+  }
+
+  /** Who closed the session: 'local' (close(), abort(), or a close that timed out) or 'peer' (its CLOSE came); undefined until closed, and after a failure. */
+  get closedBy(): SessionClosedBy | undefined {
+    return this.closedByValue;
   }
 
   /** Why the session failed (ERR_TIMEOUT, ERR_PROTOCOL). */
@@ -134,14 +181,16 @@ export class SessionCore {
     if (this.role === 'initiator') this.sendFirst(nowMs);
   }
 
-  /** Queues a message; it goes out once the handshake is complete. */
+  /** Queues a message; it goes out once the handshake is complete. Throws ERR_CLOSED once closing, closed or failed. */
   send(message: Uint8Array): void {
-    if (this.stateValue === 'failed' || this.stateValue === 'closed') throw new NatkitError('ERR_CLOSED', `session is ${this.stateValue}`);
+    if (this.state !== 'handshaking' && this.state !== 'open') throw new NatkitError('ERR_CLOSED', `session is ${this.state}`);
     this.reliable.send(message);
   }
 
   /** Takes one datagram from the peer, whatever path carried it. */
   receive(datagram: Uint8Array, nowMs: number): void {
+    if (this.lingerUntil !== undefined && nowMs >= this.lingerUntil) this.lingerUntil = undefined;
+    if (this.lingerUntil !== undefined && datagram[0] === PACKET_TRANSPORT) return this.onTransport(datagram, nowMs);
     if (this.stateValue === 'failed' || this.stateValue === 'closed') return;
     switch (datagram[0]) {
       case PACKET_HANDSHAKE_1: return this.onFirst(datagram, nowMs);
@@ -154,7 +203,17 @@ export class SessionCore {
 
   /** Runs timers due by `nowMs`. */
   onTimer(nowMs: number): void {
+    if (this.lingerUntil !== undefined && nowMs >= this.lingerUntil) this.lingerUntil = undefined;
     if (this.stateValue === 'failed' || this.stateValue === 'closed') return;
+    if (this.closeDeadline !== undefined && nowMs >= this.closeDeadline) {
+      this.counters.closeTimeouts++;
+      this.end('local', nowMs);
+      return;
+    }
+    if (this.stateValue === 'open' && this.idleTimeoutMs > 0 && nowMs >= this.lastHeardMs + this.idleTimeoutMs) {
+      this.fail(new NatkitError('ERR_TIMEOUT', `peer silent for ${nowMs - this.lastHeardMs} ms (idleTimeoutMs ${this.idleTimeoutMs})`));
+      return;
+    }
     if (this.deadline !== undefined && nowMs >= this.deadline && this.stateValue === 'handshaking') {
       const why = this.rejection === undefined ? '' : ` (refused ${this.rejection})`;
       this.fail(new NatkitError('ERR_TIMEOUT', `no secure session within ${this.options.handshakeTimeoutMs ?? 10_000} ms${why}`));
@@ -165,13 +224,23 @@ export class SessionCore {
       this.retryMs *= 2;
       this.retryAt = nowMs + this.retryMs;
     }
-    if (this.stateValue === 'open') this.reliable.onTimer(nowMs);
+    if (this.stateValue === 'open') {
+      this.reliable.onTimer(nowMs);
+      if (this.keepaliveMs > 0 && nowMs >= this.lastSentMs + this.keepaliveMs) {
+        this.reliable.requestAck();
+        this.counters.keepalivesSent++;
+        this.lastSentMs = nowMs;
+      }
+    }
   }
 
   /** Datagrams to send now. */
   poll(nowMs: number): Uint8Array[] {
-    if (this.stateValue === 'open' && this.transport !== undefined) {
-      for (const frame of this.reliable.poll(nowMs)) this.out.push(this.transport.seal(frame, nowMs));
+    if ((this.stateValue === 'open' || this.lingerUntil !== undefined) && this.transport !== undefined) {
+      for (const frame of this.reliable.poll(nowMs)) {
+        this.out.push(this.transport.seal(frame, nowMs));
+        this.lastSentMs = nowMs;
+      }
     }
     return this.out.splice(0);
   }
@@ -181,22 +250,43 @@ export class SessionCore {
     return this.reliable.takeDelivered();
   }
 
-  /** When onTimer() wants to run next. */
+  /** When onTimer() wants to run next; undefined once closed (after the linger) or failed. */
   nextTimerAt(): number | undefined {
-    if (this.stateValue === 'failed' || this.stateValue === 'closed') return undefined;
+    if (this.stateValue === 'failed' || this.stateValue === 'closed') return this.lingerUntil;
     const times: number[] = [];
     if (this.stateValue === 'handshaking' && this.deadline !== undefined) times.push(this.deadline);
     if (this.retryAt !== undefined && this.isRetrying()) times.push(this.retryAt);
+    if (this.closeDeadline !== undefined) times.push(this.closeDeadline);
     if (this.stateValue === 'open') {
       const r = this.reliable.nextTimerAt();
       if (r !== undefined) times.push(r);
+      if (this.keepaliveMs > 0) times.push(this.lastSentMs + this.keepaliveMs);
+      if (this.idleTimeoutMs > 0) times.push(this.lastHeardMs + this.idleTimeoutMs);
     }
     return times.length === 0 ? undefined : Math.min(...times);
   }
 
-  /** Stops: nothing more goes out or comes in. */
-  close(): void {
-    if (this.stateValue === 'handshaking' || this.stateValue === 'open') this.stateValue = 'closed';
+  /**
+   * Closes gracefully: CLOSE goes after every message queued (after the handshake, if it
+   * is still running), and the session is closed (closedBy 'local') when the peer
+   * acknowledges it or at `timeoutMs`. No more send(). Idempotent; a no-op once ended.
+   */
+  close(nowMs: number, options: SessionCloseOptions = {}): void {
+    if (this.closing || (this.stateValue !== 'handshaking' && this.stateValue !== 'open')) return;
+    this.closing = true;
+    this.closeDeadline = nowMs + (options.timeoutMs ?? 3000);
+    this.reliable.close();
+  }
+
+  /** Stops at once: nothing more goes out or comes in, no CLOSE is sent, no linger; what was not acknowledged is dropped. */
+  abort(): void {
+    this.lingerUntil = undefined;
+    if (this.stateValue === 'handshaking' || this.stateValue === 'open') {
+      this.stateValue = 'closed';
+      this.closedByValue = 'local';
+      this.closeDeadline = undefined;
+      this.reliable.abandon();
+    }
   }
 
   /**
@@ -279,7 +369,24 @@ export class SessionCore {
     const plaintext = this.transport.open(datagram);
     if (typeof plaintext === 'string') return;
     this.confirmed = true;
+    this.lastHeardMs = nowMs;
     this.reliable.receive(plaintext, nowMs);
+    if (this.stateValue !== 'open') return;
+    // Ours acknowledged: closed, unless the peer is closing too and its CLOSE (behind what
+    // it still sends) has not come. Theirs delivered while we are not closing: closed by
+    // the peer (what we had not had acknowledged is dropped).
+    const r = this.reliable;
+    if (this.closing && r.closeAcknowledged && (r.peerClosed || !r.peerClosing)) this.end('local', nowMs);
+    else if (!this.closing && r.peerClosed) this.end('peer', nowMs);
+  }
+
+  /** Closed; lingers 3 RTO to acknowledge a repeated CLOSE when the peer's CLOSE came. */
+  private end(by: SessionClosedBy, nowMs: number): void {
+    this.stateValue = 'closed';
+    this.closedByValue = by;
+    this.closeDeadline = undefined;
+    this.reliable.abandon();
+    if (this.reliable.peerClosed && this.transport !== undefined) this.lingerUntil = nowMs + 3 * this.reliable.stats.rtoMs;
   }
 
   /**
@@ -307,6 +414,8 @@ export class SessionCore {
     this.handshakeHashValue = result.handshakeHash;
     this.stateValue = 'open';
     this.hs = undefined;
+    this.lastSentMs = nowMs;
+    this.lastHeardMs = nowMs;
   }
 
   private emitHandshake(datagram: Uint8Array, nowMs?: number): void {
@@ -323,6 +432,7 @@ export class SessionCore {
   private fail(error: NatkitError): void {
     this.stateValue = 'failed';
     this.errorValue = error;
+    this.closeDeadline = undefined;
   }
 }
 

@@ -86,7 +86,7 @@ for (const [i, { a, b }] of CASES.entries()) {
     assert.equal(seen.filter((p) => p.includes(MARKER)).length, 0, 'the server saw plaintext');
     if (expected === 'relay') assert.ok(seen.length > 2 * COUNT / 10, 'the relay carried the messages');
 
-    for (const s of sessions) await s.close();
+    for (const s of sessions) await world.run(s.close());
     await world.run(dialed.close());
     await world.run(listener.close());
     assert.equal(await serve.stop(), 0);

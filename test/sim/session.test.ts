@@ -117,8 +117,12 @@ test('10,000 messages over a lossy, duplicating, reordering path that switches f
   assert.ok(rs.retransmissions > 0 && rs.srttMs !== undefined, `retransmissions ${rs.retransmissions}, srtt ${rs.srttMs}`);
   assert.equal(b.stats.reliable.messagesDelivered, COUNT);
 
-  await a.close();
-  await b.close();
+  // A graceful close: alice's CLOSE is acknowledged; bob was closed by it.
+  await world.run(a.close());
+  assert.equal(a.closedBy, 'local');
+  assert.equal(a.stats.closeTimeouts, 0, 'the CLOSE was acknowledged');
+  await world.run(b.close());
+  assert.equal(b.closedBy, 'peer');
   for (const s of [aliceRelay, bobRelay, aliceDirect, bobDirect]) await s.close();
   await r.close();
 }));
@@ -140,6 +144,37 @@ test('a peer proving another identity than expected: opened() rejects with ERR_T
   assert.equal(b.state, 'failed');
   await a.close();
   await b.close();
+  await sa.close();
+  await sb.close();
+}));
+
+test('congestion control (reno): a stream over a link with 1 % loss arrives whole; losses shrink the window, it grows back', simTest({ seed: 31 }, async (world) => {
+  const link = { delayMs: 15, jitterMs: 2, lossRate: 0.01 };
+  const alice = world.addHost({ name: 'alice', link });
+  const bob = world.addHost({ name: 'bob', link });
+  const sa = await alice.network.bindUdp({ address: alice.address() });
+  const sb = await bob.network.bindUdp({ address: bob.address() });
+  const aliceId = identityFromSeed(alice.env.random.bytes(32));
+  const bobId = identityFromSeed(bob.env.random.bytes(32));
+  const a = new SecureSession({ env: alice.env, path: socketPath(sa, sb.local), role: 'initiator', identity: aliceId, peerIdentityKey: bobId.publicKey, congestionControl: 'reno' });
+  const b = new SecureSession({ env: bob.env, path: socketPath(sb, sa.local), role: 'responder', identity: bobId, peerIdentityKey: aliceId.publicKey });
+  const got: Uint8Array[] = [];
+  b.onMessage((m) => got.push(m));
+  await world.run(Promise.all([a.opened(), b.opened()]));
+  const count = 2000;
+  for (let i = 0; i < count; i++) a.send(message(i));
+  let largest = 0;
+  for (let t = 0; t < 1200 && (got.length < count || a.unacknowledged > 0); t++) {
+    await world.elapse(50);
+    largest = Math.max(largest, a.stats.reliable.cwnd);
+  }
+  assert.equal(got.length, count);
+  for (let i = 0; i < count; i++) assert.deepEqual(got[i], message(i), `message ${i}`);
+  const rs = a.stats.reliable;
+  assert.ok(rs.retransmissions > 0 && rs.ssthresh < Infinity, `losses cut the window: ssthresh ${rs.ssthresh}`);
+  assert.ok(largest > rs.ssthresh && largest <= 256, `it grew beyond ssthresh again (largest ${largest}), within maxInFlight`);
+  await world.run(a.close());
+  assert.equal(b.closedBy, 'peer');
   await sa.close();
   await sb.close();
 }));
