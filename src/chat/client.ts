@@ -77,9 +77,16 @@ export interface SentMessage {
 interface Link {
   readonly conn: PeerConnection;
   readonly session: SecureSession;
+  /** env.clock.now() when it was adopted. */
+  readonly since: number;
   inRoom: boolean;
   open: boolean;
 }
+
+/** Two connections to one name this close together were made at once (both dialled, or a dial crossed a room's introduction). */
+const CROSSED_MS = 10_000;
+/** Receipts held for a peer whose session is not open yet, at most. */
+const MAX_HELD_RECEIPTS = 4096;
 
 /** A private message waiting for its peer's session. */
 interface Waiting {
@@ -262,13 +269,18 @@ export class ChatClient implements AsyncDisposable {
         const reason = err instanceof Error ? err.message : String(err);
         for (const w of this.takeWaiting(name)) this.undelivered(w.frame.id, name, reason);
       },
-    ).finally(() => this.dialing.delete(name));
+    ).finally(() => {
+      this.dialing.delete(name);
+      // The agent reports a dial's retries, not its end: the punch is over either way.
+      this.punching.delete(name);
+    });
   }
 
   /**
-   * A new connection: asks `trust`, then starts a session on it. The newest connection to
-   * a name replaces an older one (the peer restarted, or joined our room after a private
-   * talk): both sides see the same PUNCH orders, so both keep the same one.
+   * A new connection: asks `trust`, then starts a session on it. A newer connection to a
+   * name replaces the older one (the peer restarted, or joined our room after a private
+   * talk); two made at once (within CROSSED_MS) are settled by the larger pair id, which
+   * both sides see, so both keep the same one.
    */
   private async adopt(conn: PeerConnection): Promise<void> {
     const { name, fingerprint } = conn.peer;
@@ -284,8 +296,14 @@ export class ChatClient implements AsyncDisposable {
       return;
     }
     const old = this.links.get(name);
+    const now = this.o.env.clock.now();
+    if (old !== undefined && now - old.since < CROSSED_MS && old.conn.pairId > conn.pairId) {
+      old.inRoom ||= conn.room !== undefined && conn.room === this.room;
+      await conn.close().catch((err: unknown) => this.failures.fail(err));
+      return;
+    }
     const session = secureConnection(conn, { ...this.o.session, env: this.o.env, identity: this.o.identity });
-    const link: Link = { conn, session, inRoom: conn.room !== undefined && conn.room === this.room, open: false };
+    const link: Link = { conn, session, since: now, inRoom: conn.room !== undefined && conn.room === this.room, open: false };
     if (old !== undefined) {
       link.inRoom ||= old.inRoom;
       this.links.delete(name);
@@ -302,6 +320,7 @@ export class ChatClient implements AsyncDisposable {
       link.open = true;
       this.emit({ kind: 'joined', peer: this.describe(name, link), note: verdict.note });
       for (const w of this.takeWaiting(name)) session.send(encodeChatFrame(w.frame));
+      this.flushReceipts(name);
     }, () => undefined);
   }
 
@@ -309,6 +328,7 @@ export class ChatClient implements AsyncDisposable {
     void link.conn.close().catch((err: unknown) => this.failures.fail(err));
     if (this.links.get(name) !== link) return;
     this.links.delete(name);
+    this.receipts.delete(name);
     const reason = error?.message;
     for (const [id, owed] of this.pending) {
       if (owed.delete(name)) this.undelivered(id, name, reason ?? `${name} left`);
@@ -335,8 +355,9 @@ export class ChatClient implements AsyncDisposable {
       return;
     }
     if (frame.t === 'text') {
-      // A room message for another room (the peer is in several): not ours to show.
-      if (frame.room !== undefined && frame.room !== this.room) return;
+      // A room message for another room (the peer is in several), or from a peer we only
+      // talk to privately: not ours to show as the room's.
+      if (frame.room !== undefined && (frame.room !== this.room || this.links.get(from)?.inRoom !== true)) return;
       const message: ChatMessage = { id: frame.id, from, room: frame.room, to: undefined, text: displaySafe(frame.text), sentAt: frame.sentAt };
       this.emit({ kind: 'message', message });
       this.receipt(from, frame.id);
@@ -350,21 +371,24 @@ export class ChatClient implements AsyncDisposable {
     }
   }
 
-  /** Confirms `id` to `from`; receipts of one tick travel together. */
+  /** Confirms `id` to `from`; receipts of one tick travel together, held while its session is not open. */
   private receipt(from: string, id: string): void {
     const ids = this.receipts.get(from);
     if (ids !== undefined) {
       ids.push(id);
+      if (ids.length > MAX_HELD_RECEIPTS) ids.shift();
       return;
     }
     this.receipts.set(from, [id]);
-    queueMicrotask(() => {
-      const all = this.receipts.get(from) ?? [];
-      this.receipts.delete(from);
-      const link = this.links.get(from);
-      if (link === undefined || !usable(link)) return;
-      for (let at = 0; at < all.length; at += MAX_RECEIPT_IDS) link.session.send(encodeChatFrame({ t: 'receipt', ids: all.slice(at, at + MAX_RECEIPT_IDS) }));
-    });
+    queueMicrotask(() => this.flushReceipts(from));
+  }
+
+  private flushReceipts(name: string): void {
+    const link = this.links.get(name);
+    const ids = this.receipts.get(name);
+    if (link === undefined || !usable(link) || ids === undefined) return;
+    this.receipts.delete(name);
+    for (let at = 0; at < ids.length; at += MAX_RECEIPT_IDS) link.session.send(encodeChatFrame({ t: 'receipt', ids: ids.slice(at, at + MAX_RECEIPT_IDS) }));
   }
 }
 

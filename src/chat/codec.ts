@@ -68,8 +68,9 @@ export function decodeChatFrame(data: Uint8Array): ChatFrame | UnknownFrame {
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(data.subarray(1)));
-  } catch (err) {
-    throw new ChatDecodeError(`expected UTF-8 JSON after the version byte (${err instanceof Error ? err.message : String(err)})`, 1);
+  } catch {
+    // Not the parser's message: it quotes the input, which is the peer's to choose.
+    throw new ChatDecodeError('expected UTF-8 JSON after the version byte', 1);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ChatDecodeError('expected a JSON object', 1);
   const o = value as Record<string, unknown>;

@@ -1,11 +1,12 @@
 // `natkit chat`'s local history: what was said and heard, one JSON object per line in
 // chat/NAME.jsonl in the state directory (mode 0600), appended as it happens. The file
-// keeps the newest MAX_ENTRIES entries: a load that finds twice that many rewrites it.
+// keeps the newest MAX_ENTRIES entries: once it holds twice that many (found on load or
+// counted while appending) it is rewritten with the newest MAX_ENTRIES.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeStateText } from './state-dir.ts';
 
-/** Entries the file keeps. */
+/** Entries the file keeps by default. */
 const MAX_ENTRIES = 10_000;
 
 /** One message in the history. */
@@ -25,11 +26,15 @@ export interface HistoryEntry {
 export class ChatHistory {
   readonly path: string;
   private queue: Promise<void> = Promise.resolve();
+  /** Entries in the file as far as we know (what load() found, plus appends). */
+  private entries = 0;
   private readonly onError: (error: Error) => void;
+  private readonly maxEntries: number;
 
-  constructor(stateDir: string, name: string, onError: (error: Error) => void) {
+  constructor(stateDir: string, name: string, onError: (error: Error) => void, maxEntries = MAX_ENTRIES) {
     this.path = join(stateDir, 'chat', `${encodeURIComponent(name)}.jsonl`);
     this.onError = onError;
+    this.maxEntries = maxEntries;
   }
 
   /** The newest `limit` entries of `room` and of private talk, oldest first. Lines that do not parse are skipped. */
@@ -41,11 +46,9 @@ export class ChatHistory {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const all = text.split('\n').flatMap((line) => {
-      const entry = parseEntry(line);
-      return entry === undefined ? [] : [entry];
-    });
-    if (all.length > 2 * MAX_ENTRIES) this.serial(() => writeStateText(this.path, all.slice(-MAX_ENTRIES).map((e) => `${JSON.stringify(e)}\n`).join('')));
+    const all = parseEntries(text);
+    this.entries = all.length;
+    if (all.length > 2 * this.maxEntries) this.serial(() => this.keepNewest(all));
     return limit === 0 ? [] : all.filter((e) => e.room === undefined || e.room === room).slice(-limit);
   }
 
@@ -53,7 +56,14 @@ export class ChatHistory {
     this.serial(async () => {
       await mkdir(join(this.path, '..'), { recursive: true, mode: 0o700 });
       await appendFile(this.path, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+      if (++this.entries > 2 * this.maxEntries) await this.keepNewest(parseEntries(await readFile(this.path, 'utf8')));
     });
+  }
+
+  private async keepNewest(all: readonly HistoryEntry[]): Promise<void> {
+    const kept = all.slice(-this.maxEntries);
+    await writeStateText(this.path, kept.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    this.entries = kept.length;
   }
 
   /** Resolves once every append so far is on disk (or failed). */
@@ -64,6 +74,13 @@ export class ChatHistory {
   private serial(task: () => Promise<void>): void {
     this.queue = this.queue.then(task).catch((err: unknown) => this.onError(err instanceof Error ? err : new Error(String(err))));
   }
+}
+
+function parseEntries(text: string): HistoryEntry[] {
+  return text.split('\n').flatMap((line) => {
+    const entry = parseEntry(line);
+    return entry === undefined ? [] : [entry];
+  });
 }
 
 function parseEntry(line: string): HistoryEntry | undefined {

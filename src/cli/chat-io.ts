@@ -2,7 +2,7 @@
 // screen shows, and two of the three front ends — JSON lines for programs (`--json`) and
 // plain lines when standard input or output is not a terminal. The terminal interface is
 // chat-tui.ts.
-import type { ChatEvent, ChatPeer, SentMessage } from '../chat/index.ts';
+import { displaySafe, type ChatEvent, type ChatPeer, type SentMessage } from '../chat/index.ts';
 import { formatEndpoint } from '../net/index.ts';
 import { describePath } from '../punch/index.ts';
 import type { HistoryEntry } from './chat-history.ts';
@@ -33,6 +33,8 @@ export interface ChatFrontend {
   /** The user's inputs until the end of input, Ctrl-C or Ctrl-D. */
   inputs(signal: AbortSignal): AsyncIterable<ChatInput>;
   close(): Promise<void>;
+  /** Aborts when the user asks to stop before inputs() is read (the terminal's Ctrl-C); absent: the process signals do. */
+  readonly interrupted?: AbortSignal;
 }
 
 export const CHAT_HELP = [
@@ -130,7 +132,8 @@ export class LineFrontend implements ChatFrontend {
   }
 
   show(item: ChatItem): void {
-    const { io } = this.ctx;
+    // Names and errors come from peers too: nothing goes out that could steer a terminal.
+    const io = { out: (t: string): void => this.ctx.io.out(displaySafe(t)), err: (t: string): void => this.ctx.io.err(displaySafe(t)) };
     if (item.kind === 'message') io.out(`${messageLine(item.message.from, item.message.to === undefined && item.message.room === undefined ? this.self : item.message.to, item.message.text, this.self)}\n`);
     else if (item.kind === 'ready') {
       for (const h of item.history) io.out(`${h.at.slice(0, 16).replace('T', ' ')} ${messageLine(h.from, h.to, h.text, this.self)}\n`);

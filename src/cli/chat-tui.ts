@@ -5,14 +5,18 @@
 // put back as it was on close. Keys: Enter sends, Ctrl-J (or a pasted newline) starts a
 // new line, Up/Down recall what was sent, PgUp/PgDn scroll, Ctrl-C or Ctrl-D leave.
 import { emitKeypressEvents } from 'node:readline';
-import type { ChatPeer } from '../chat/index.ts';
+import { displaySafe, type ChatPeer } from '../chat/index.ts';
 import { parseChatInput, eventLine, messageLine, pathLabel, type ChatFrontend, type ChatInput, type ChatItem } from './chat-io.ts';
 import type { Terminal } from './command.ts';
 
 const ESC = '\u001b[';
 const PEER_COLUMN = 26;
 /** Lines of the message list kept for scrolling back. */
-const MAX_LINES = 5000;
+const MAX_LINES = 2000;
+/** Characters of one line kept for display (a message may be 64 KiB; --json has it whole). */
+const MAX_LINE_CHARS = 8000;
+/** Puts the terminal back: bracketed paste off, autowrap on, cursor shown, normal screen. */
+const RESTORE = `${ESC}?2004l${ESC}?7h${ESC}?25h${ESC}?1049l`;
 
 interface Line {
   readonly time: string;
@@ -21,6 +25,8 @@ interface Line {
   /** Our messages: how many receivers confirmed it, of how many; undelivered ones. */
   marks?: { confirmed: number; of: number; failed: number };
   readonly id?: string;
+  /** The rows it was last drawn as, at which width and with which mark: a redraw re-wraps only what changed. */
+  drawn?: { readonly width: number; readonly mark: string; readonly rows: readonly string[] };
 }
 
 /** A key as node:readline reports it. */
@@ -51,8 +57,14 @@ export class ChatTui implements ChatFrontend {
   private readonly queue: ChatInput[] = [];
   private wake: (() => void) | undefined;
   private ended = false;
+  private readonly interrupt = new AbortController();
   private readonly onKey = (str: string | undefined, key: Key | undefined): void => this.key(str, key ?? {});
   private readonly onResize = (): void => this.draw();
+  /** Should the process exit with the interface up (a second Ctrl-C), the terminal is put back all the same. */
+  private readonly onExit = (): void => {
+    if (this.term.input.isTTY) this.term.input.setRawMode(false);
+    this.term.output.write(RESTORE);
+  };
 
   constructor(term: Terminal, self: string, peers: () => readonly ChatPeer[]) {
     this.term = term;
@@ -65,7 +77,17 @@ export class ChatTui implements ChatFrontend {
     term.output.on('resize', this.onResize);
     // Alternate screen, bracketed paste (a pasted newline is not Enter).
     term.output.write(`${ESC}?1049h${ESC}?2004h`);
+    process.once('exit', this.onExit);
     this.draw();
+  }
+
+  /**
+   * Aborts on Ctrl-C (raw mode turns the key into a byte, not SIGINT): what is under way
+   * (the NAT check, the registration) stops; a second Ctrl-C raises SIGINT, which the
+   * binary answers by exiting at once.
+   */
+  get interrupted(): AbortSignal {
+    return this.interrupt.signal;
   }
 
   show(item: ChatItem): void {
@@ -115,6 +137,7 @@ export class ChatTui implements ChatFrontend {
 
   async *inputs(signal: AbortSignal): AsyncGenerator<ChatInput> {
     const stop = (): void => this.finish();
+    if (signal.aborted) stop();
     signal.addEventListener('abort', stop, { once: true });
     try {
       while (!this.ended || this.queue.length > 0) {
@@ -137,7 +160,8 @@ export class ChatTui implements ChatFrontend {
     this.term.output.off('resize', this.onResize);
     if (this.term.input.isTTY) this.term.input.setRawMode(false);
     this.term.input.pause();
-    this.term.output.write(`${ESC}?2004l${ESC}?7h${ESC}?25h${ESC}?1049l`);
+    this.term.output.write(RESTORE);
+    process.off('exit', this.onExit);
     return Promise.resolve();
   }
 
@@ -151,7 +175,10 @@ export class ChatTui implements ChatFrontend {
     this.wake?.();
   }
 
-  private push(line: Line): void {
+  /** Adds a line; names and errors come from peers too, so all of it is made terminal-safe. */
+  private push(raw: Line): void {
+    const text = raw.text.length <= MAX_LINE_CHARS ? raw.text : `${raw.text.slice(0, MAX_LINE_CHARS)}… (${raw.text.length - MAX_LINE_CHARS} more characters)`;
+    const line: Line = { ...raw, text: displaySafe(text) };
     this.lines.push(line);
     if (line.id !== undefined) this.byId.set(line.id, line);
     if (this.lines.length > MAX_LINES) {
@@ -163,7 +190,7 @@ export class ChatTui implements ChatFrontend {
   private key(str: string | undefined, key: Key): void {
     if (key.name === 'paste-start') this.pasting = true;
     else if (key.name === 'paste-end') this.pasting = false;
-    else if (key.ctrl === true && key.name === 'c') this.submit({ kind: 'quit' });
+    else if (key.ctrl === true && key.name === 'c') this.ctrlC();
     else if (key.ctrl === true && key.name === 'd') {
       if (this.input.length === 0) this.submit({ kind: 'quit' });
     } else if (key.name === 'return' && !this.pasting && key.meta !== true) this.enter();
@@ -180,6 +207,15 @@ export class ChatTui implements ChatFrontend {
     else if (key.name === 'pagedown') this.scroll = Math.max(0, this.scroll - (this.bodyRows() - 1));
     else if (str !== undefined && key.ctrl !== true && key.meta !== true) this.insert(str);
     this.schedule();
+  }
+
+  private ctrlC(): void {
+    if (this.interrupt.signal.aborted) {
+      process.kill(process.pid, 'SIGINT');
+      return;
+    }
+    this.interrupt.abort();
+    this.submit({ kind: 'quit' });
   }
 
   private enter(): void {
@@ -251,10 +287,20 @@ export class ChatTui implements ChatFrontend {
     const header = side === 0
       ? ` ${this.room} · ${this.self}${this.peers.length === 0 ? ' · nobody yet' : ` · ${this.peers.map((p) => `${p.name} (${pathLabel(p)})`).join(', ')}`} · ${this.fingerprint}`
       : ` natkit chat · ${this.room} · ${this.self} ${this.fingerprint} · ${this.peers.length} ${this.peers.length === 1 ? 'peer' : 'peers'}`;
-    row(1, `${ESC}7m${fit(header, cols)}${ESC}0m`);
-    // Messages: wrapped to the width, the newest at the bottom, scrolled back by PgUp.
-    const wrapped = this.lines.flatMap((l) => this.render(l, width));
-    this.scroll = Math.min(this.scroll, Math.max(0, wrapped.length - body));
+    row(1, `${ESC}7m${fit(displaySafe(header), cols)}${ESC}0m`);
+    // Messages: wrapped to the width, the newest at the bottom, scrolled back by PgUp. Only
+    // the newest lines that fill the screen (and what is scrolled past) are wrapped.
+    const need = body + this.scroll;
+    const tail: (readonly string[])[] = [];
+    let count = 0;
+    let i = this.lines.length - 1;
+    for (; i >= 0 && count < need; i--) {
+      const rows = this.render(this.lines[i]!, width);
+      tail.push(rows);
+      count += rows.length;
+    }
+    const wrapped = tail.reverse().flat();
+    if (i < 0) this.scroll = Math.min(this.scroll, Math.max(0, wrapped.length - body));
     const end = wrapped.length - this.scroll;
     const visible = wrapped.slice(Math.max(0, end - body), end);
     const panel = this.peerPanel(body);
@@ -265,26 +311,30 @@ export class ChatTui implements ChatFrontend {
     }
     const hint = this.scroll > 0 ? ` ${this.scroll} lines below — PgDn ` : '';
     row(rows - 1, `${ESC}2m${'─'.repeat(Math.max(0, cols - visibleWidth(hint)))}${hint}${ESC}0m`);
-    // The input: one line, a window around the cursor; newlines shown as ↵.
+    // The input: one line, a window that ends at the cursor when the text is longer; newlines shown as ↵.
     const shown = this.input.map((g) => (g === '\n' ? '↵' : g));
+    const widths = shown.map(clusterWidth);
     const prompt = '> ';
-    let from = 0;
     const room = cols - prompt.length - 1;
-    while (widthOf(shown.slice(from, this.cursor)) > room) from++;
+    let from = this.cursor;
+    for (let used = 0; from > 0 && used + widths[from - 1]! <= room; from--) used += widths[from - 1]!;
     let to = from;
-    while (to < shown.length && widthOf(shown.slice(from, to + 1)) <= room) to++;
+    for (let used = 0; to < shown.length && used + widths[to]! <= room; to++) used += widths[to]!;
+    const column = widths.slice(from, this.cursor).reduce((a, b) => a + b, 0);
     row(rows, `${ESC}2K${prompt}${shown.slice(from, to).join('')}`);
-    out.push(`${ESC}${rows};${prompt.length + 1 + widthOf(shown.slice(from, this.cursor))}H${ESC}?25h`);
+    out.push(`${ESC}${rows};${prompt.length + 1 + column}H${ESC}?25h`);
     this.term.output.write(out.join(''));
   }
 
   /** One message as screen rows: time, text wrapped to `width`, delivery marks on our own. */
-  private render(l: Line, width: number): string[] {
-    const colour = l.style === 'own' ? `${ESC}36m` : l.style === 'private' ? `${ESC}35m` : l.style === 'system' ? `${ESC}2m` : '';
+  private render(l: Line, width: number): readonly string[] {
     const mark = l.marks === undefined ? '' : ` ${marks(l.marks)}`;
+    if (l.drawn?.width === width && l.drawn.mark === mark) return l.drawn.rows;
+    const colour = l.style === 'own' ? `${ESC}36m` : l.style === 'private' ? `${ESC}35m` : l.style === 'system' ? `${ESC}2m` : '';
     const prefix = `${l.time} `;
-    const rows = wrap(`${l.text.replaceAll('\t', '    ')}${mark}`, width - prefix.length);
-    return rows.map((row, i) => `${ESC}2m${i === 0 ? prefix : ' '.repeat(prefix.length)}${ESC}0m${colour}${row}`);
+    const rows = wrap(`${l.text.replaceAll('\t', '    ')}${mark}`, width - prefix.length).map((row, i) => `${ESC}2m${i === 0 ? prefix : ' '.repeat(prefix.length)}${ESC}0m${colour}${row}`);
+    l.drawn = { width, mark, rows };
+    return rows;
   }
 
   private peerPanel(rows: number): string[] {
@@ -292,7 +342,7 @@ export class ChatTui implements ChatFrontend {
     if (this.peers.length === 0) out.push(` ${ESC}2mnobody yet${ESC}0m`);
     for (const p of this.peers) {
       const colour = p.path.kind === 'direct' ? `${ESC}32m` : `${ESC}33m`;
-      out.push(` ${colour}●${ESC}0m ${p.name.slice(0, 12).padEnd(12)} ${pathLabel(p).slice(0, 9)}`);
+      out.push(` ${colour}●${ESC}0m ${displaySafe(p.name).slice(0, 12).padEnd(12)} ${pathLabel(p).slice(0, 9)}`);
     }
     return out.slice(0, rows);
   }

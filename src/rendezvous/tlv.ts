@@ -95,12 +95,19 @@ function fixedBytes(type: number, name: string, size: number): TlvCodec<Uint8Arr
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/**
+ * What a name may not hold: C0 and C1 controls (a name ends up on terminals: U+009B is a
+ * CSI on many) and the bidirectional overrides and isolates that reorder what is shown
+ * (CVE-2021-42574, "Trojan Source").
+ */
+// eslint-disable-next-line no-control-regex
+const NOT_IN_NAMES = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+
 /** Throws ERR_INVALID_ARGUMENT unless `text` is a valid name: 1–64 bytes of UTF-8, no control characters. */
 export function checkName(text: string, what = 'name'): Uint8Array {
   const bytes = utf8.encode(text);
-  // eslint-disable-next-line no-control-regex
-  if (bytes.length < 1 || bytes.length > MAX_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(text)) {
-    throw invalid(`${what}: expected 1–${MAX_NAME_BYTES} bytes of UTF-8 without control characters, got "${text}"`);
+  if (bytes.length < 1 || bytes.length > MAX_NAME_BYTES || NOT_IN_NAMES.test(text)) {
+    throw invalid(`${what}: expected 1–${MAX_NAME_BYTES} bytes of UTF-8 without control or bidirectional-override characters, got ${JSON.stringify(text)}`);
   }
   return bytes;
 }
@@ -122,8 +129,7 @@ function text(type: number, name: string, kind: 'name' | 'reason'): TlvCodec<str
       } catch {
         fail(name, 'not valid UTF-8', offset);
       }
-      // eslint-disable-next-line no-control-regex
-      if (kind === 'name' && /[\u0000-\u001f\u007f]/.test(s)) fail(name, 'control character in a name', offset);
+      if (kind === 'name' && NOT_IN_NAMES.test(s)) fail(name, 'control or bidirectional-override character in a name', offset);
       return s;
     },
   };

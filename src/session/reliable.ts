@@ -403,7 +403,8 @@ export class ReliableChannel {
     const cumulative = view.getUint32(1);
     const window = view.getUint16(5);
     const count = frame[7]! & ~ACK_CLOSING;
-    if (frame.length < 8 + count * 8 || cumulative > this.nextSeq) {
+    // Nothing can be acknowledged that was never sent: a cumulative beyond sndNxt is forged or broken.
+    if (frame.length < 8 + count * 8 || cumulative > this.sndNxt) {
       this.stats.malformedFrames++;
       return;
     }
@@ -413,16 +414,25 @@ export class ReliableChannel {
       this.recoverAt = undefined;
       this.isFastRecovery = false;
     }
+    // What it acknowledges is looked up among the fragments in flight (≤ maxInFlight), not
+    // walked seq by seq across the ranges it names: an ACK costs the same whatever it claims.
     let highest = cumulative - 1;
-    let newly = 0;
-    for (let seq = this.sndUna; seq < cumulative; seq++) newly += this.acked(seq, nowMs);
-    this.sndUna = Math.max(this.sndUna, cumulative);
+    const blocks: [number, number][] = [];
     for (let i = 0; i < count; i++) {
       const start = view.getUint32(8 + i * 8);
-      const end = Math.min(view.getUint32(12 + i * 8), this.nextSeq);
-      for (let seq = Math.max(start, cumulative); seq < end; seq++) newly += this.acked(seq, nowMs);
+      const end = Math.min(view.getUint32(12 + i * 8), this.sndNxt);
+      if (end <= start) continue;
+      blocks.push([start, end]);
       highest = Math.max(highest, end - 1);
     }
+    let newly = 0;
+    // In flight in ascending seq order (a Map keeps insertion order; a retransmission keeps its key).
+    const limit = Math.max(cumulative, highest + 1);
+    for (const seq of this.inFlight.keys()) {
+      if (seq >= limit) break;
+      if (seq < cumulative || blocks.some(([start, end]) => seq >= start && seq < end)) newly += this.acked(seq, nowMs);
+    }
+    this.sndUna = Math.max(this.sndUna, cumulative);
     if (newly > 0) this.grow(newly);
     // Lost by the duplicate threshold: DUP_THRESHOLD later fragments arrived. Once per RTT per fragment.
     // A quarter RTT more, for reordering (RACK's reorder window, RFC 8985 §6.2).

@@ -31,8 +31,11 @@ test('any bytes decode to a frame or throw ERR_CHAT_DECODE', () => {
       assert.ok(['text', 'receipt', 'unknown'].includes(f.t));
     } catch (err) {
       assert.equal((err as { code?: string }).code, 'ERR_CHAT_DECODE', String(err));
+      // eslint-disable-next-line no-control-regex
+      assert.doesNotMatch((err as Error).message, /[\u0000-\u001f\u007f-\u009f]/, 'an error never carries the peer\'s control bytes');
     }
   }), { numRuns: 3000 });
+  assert.throws(() => decodeChatFrame(Uint8Array.from([CHAT_VERSION, ...new TextEncoder().encode('\u001b[2J\u001b]0;pwned\u0007')])), (err: Error) => !err.message.includes('\u001b'));
 });
 
 test('bounds: an oversized text, a bad id or an empty receipt is refused on both sides', () => {

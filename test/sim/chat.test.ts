@@ -123,3 +123,36 @@ test('a peer whose key is not trusted is refused before any session: no message 
   assert.throws(() => alice.client.send('late'), { code: 'ERR_CLOSED' });
   assert.equal(await serve.stop(), 0);
 }));
+
+test('private talk: two peers dialling each other at once keep one session; a failed dial does not block the next', simTest({ seed: 4444 }, async (world) => {
+  const serve = await startSimServe(world);
+  const alice = await join(world, serve, 'alice', 'port-restricted', { dialTimeoutMs: 60_000 }, null);
+  const bob = await join(world, serve, 'bob', 'full-cone', {}, null);
+  // Both dial at once: each gets two connections, and both must keep the same one.
+  const a1 = alice.client.send('hi bob', { to: 'bob' });
+  const b1 = bob.client.send('hi alice', { to: 'alice' });
+  await until(world, () => messages(alice).length === 1 && messages(bob).length === 1, 30);
+  assert.deepEqual([messages(alice), messages(bob)], [['hi alice'], ['hi bob']]);
+  const orders = (m: Member): number => m.events.filter((e) => e.kind === 'progress' && e.progress.step === 'order').length;
+  assert.deepEqual([orders(alice), orders(bob)], [2, 2], 'the dials crossed: two introductions each');
+  await world.elapse(15_000);
+  assert.deepEqual(alice.client.peers().map((p) => p.name), ['bob'], 'alice still has a session with bob');
+  assert.deepEqual(bob.client.peers().map((p) => p.name), ['alice'], 'bob still has a session with alice');
+  assert.ok(!alice.events.some((e) => e.kind === 'left') && !bob.events.some((e) => e.kind === 'left'), 'nobody was dropped');
+  const a2 = alice.client.send('still there?', { to: 'bob' });
+  await until(world, () => messages(bob).length === 2, 10);
+  assert.equal(messages(bob)[1], 'still there?');
+  for (const [m, ids] of [[alice, [a1, a2]], [bob, [b1]]] as const) {
+    for (const sent of ids) assert.ok(m.events.some((e) => e.kind === 'delivered' && e.id === sent.message.id), `${m.name}: ${sent.message.text} confirmed`);
+  }
+  // carol is not registered yet: the message is given up; once she is, the next one reaches her.
+  const early = alice.client.send('carol?', { to: 'carol' });
+  await until(world, () => alice.events.some((e) => e.kind === 'undelivered' && e.id === early.message.id), 60);
+  const carol = await join(world, serve, 'carol', 'full-cone', {}, null);
+  const late = alice.client.send('carol!', { to: 'carol' });
+  await until(world, () => messages(carol).length === 1, 30);
+  assert.deepEqual(messages(carol), ['carol!']);
+  assert.ok(alice.events.some((e) => e.kind === 'delivered' && e.id === late.message.id));
+  for (const m of [alice, bob, carol]) await world.run(m.client.close());
+  assert.equal(await serve.stop(), 0);
+}));

@@ -294,3 +294,28 @@ test('delayed ACK (RFC 5681 §4.2): every second fragment at once, a lone one af
   assert.equal(b.poll(30).length, 1, 'a duplicate: at once');
   assert.equal(b.stats.acksSent, 4);
 });
+
+test('a forged ACK: nothing beyond what was sent is acknowledged, and huge SACK ranges cost no more than what is in flight', () => {
+  const a = new ReliableChannel({ maxFrameBytes: 100 });
+  a.send(new Uint8Array(250)); // three fragments, seq 0–2
+  assert.equal(a.poll(0).length, 3);
+  const ack = (cumulative: number, blocks: [number, number][]): Uint8Array => {
+    const f = new Uint8Array(8 + blocks.length * 8);
+    const v = new DataView(f.buffer);
+    f[0] = FRAME_ACK;
+    v.setUint32(1, cumulative);
+    v.setUint16(5, 512);
+    f[7] = blocks.length;
+    blocks.forEach(([s, e], i) => {
+      v.setUint32(8 + i * 8, s);
+      v.setUint32(12 + i * 8, e);
+    });
+    return f;
+  };
+  a.receive(ack(10, []), 1);
+  assert.equal(a.stats.malformedFrames, 1, 'a cumulative beyond what was sent');
+  assert.equal(a.unacknowledged, 3);
+  // Walked seq by seq these 16 blocks would be 2^36 steps: the test would not end.
+  a.receive(ack(0, Array.from({ length: 16 }, () => [0, 0xffff_ffff] as [number, number])), 2);
+  assert.equal(a.unacknowledged, 0, 'the three in flight, and nothing else');
+});

@@ -52,7 +52,7 @@ export const chatCommand: Command = {
 };
 
 async function runChat(ctx: CommandContext): Promise<number> {
-  const { env, signal } = ctx;
+  const { env } = ctx;
   const [room, ...extra] = ctx.positionals;
   if (extra.length > 0) throw new UsageError(`expected at most one ROOM, got ${ctx.positionals.length}`);
   const name = stringOption(ctx, 'name');
@@ -68,6 +68,7 @@ async function runChat(ctx: CommandContext): Promise<number> {
   let client: ChatClient | undefined;
   const frontend = await openFrontend(ctx, name, () => client?.peers() ?? []);
   const history = new ChatHistory(dir, name, (error) => frontend.show({ kind: 'error', error }));
+  const signal = frontend.interrupted === undefined ? ctx.signal : AbortSignal.any([ctx.signal, frontend.interrupted]);
   try {
     const past = await history.load(room, historyLimit);
     const record = (event: ChatEvent): void => {
@@ -113,7 +114,8 @@ function handle(client: ChatClient, frontend: ChatFrontend, history: ChatHistory
       try {
         const sent = client.send(input.text, input.kind === 'msg' ? { to: input.to } : {});
         const m = sent.message;
-        history.append({ at: new Date().toISOString(), id: m.id, from: m.from, text: m.text, ...(m.room !== undefined && { room: m.room }), ...(m.to !== undefined && { to: m.to }) });
+        // A room message with nobody to hear it was not said.
+        if (sent.recipients.length > 0) history.append({ at: new Date().toISOString(), id: m.id, from: m.from, text: m.text, ...(m.room !== undefined && { room: m.room }), ...(m.to !== undefined && { to: m.to }) });
         frontend.show({ kind: 'sent', sent });
       } catch (err) {
         if (!isNatkitError(err)) throw err;
