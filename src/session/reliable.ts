@@ -39,10 +39,10 @@ export interface ReliableOptions {
   readonly maxInFlight?: number;
   /**
    * 'reno': a congestion window in fragments, slow start and AIMD as RFC 5681 says (below
-   * maxInFlight and the peer's window). 'none': only those two bound what is in flight.
-   * Off by default: loss-based control reads every loss as congestion, and on a path that
-   * loses at random (5 % in the 10,000-message test) it holds the window near 2–6
-   * fragments (about 1.2/√p, Mathis et al. 1997). @default 'none'
+   * maxInFlight and the peer's window) — RFC 8085 §3.1 asks it of applications on UDP.
+   * 'none': only those two bound what is in flight, for paths known to be uncongested (a
+   * LAN, loopback) or tests of reliability under random loss, which loss-based control
+   * reads as congestion (about 1.2/√p fragments per RTT, Mathis et al. 1997). @default 'reno'
    */
   readonly congestionControl?: 'reno' | 'none';
   /** With congestionControl 'reno': the congestion window at the start, fragments (RFC 6928's 10 segments). @default 10 */
@@ -152,7 +152,7 @@ export class ReliableChannel {
     this.maxRtoMs = options.maxRtoMs ?? 60_000;
     this.rto = options.initialRtoMs ?? 1000;
     this.peerWindow = this.receiveWindow;
-    this.isCongestionControlled = (options.congestionControl ?? 'none') === 'reno';
+    this.isCongestionControlled = (options.congestionControl ?? 'reno') === 'reno';
     this.cwnd = this.isCongestionControlled ? Math.max(1, options.initialWindow ?? 10) : this.maxInFlight;
     if (this.maxFrameBytes <= DATA_HEADER_BYTES + 8 * 2 + 8) throw new NatkitError('ERR_INVALID_ARGUMENT', `maxFrameBytes ${this.maxFrameBytes} leaves no room for data`);
     this.stats = {

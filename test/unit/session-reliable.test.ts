@@ -162,14 +162,21 @@ function measured(options: ReliableOptions = {}): [ReliableChannel, ReliableChan
   return [a, b];
 }
 
-test('congestion off by default: the window is maxInFlight and loss does not change it', () => {
-  const a = new ReliableChannel({ maxInFlight: 64 });
+test('congestionControl \'none\': the window is maxInFlight and loss does not change it', () => {
+  const a = new ReliableChannel({ maxInFlight: 64, congestionControl: 'none' });
   queue(a, 100);
   assert.equal(a.poll(0).length, 64);
   a.onTimer(10_000);
   assert.equal(a.stats.timeouts, 1);
   assert.equal(a.stats.cwnd, 64);
   assert.equal(a.stats.ssthresh, Infinity);
+});
+
+test('congestion control is on by default (RFC 8085 §3.1): the first flight is initialWindow fragments', () => {
+  const a = new ReliableChannel();
+  queue(a, 100);
+  assert.equal(a.poll(0).length, 10);
+  assert.equal(a.stats.cwnd, 10);
 });
 
 test('slow start: the window starts at initialWindow and grows by one per fragment acknowledged', () => {
