@@ -52,7 +52,8 @@ for (const [family, address] of [[4, '127.0.0.1'], [6, '::1']] as const) {
       assert.deepEqual(r.from, server.socket.local);
       assert.deepEqual(r.responseOrigin, server.socket.local);
       assert.equal(r.otherAddress?.port, server.socket.local.port + 1);
-      assert.equal(r.transmissions, 1);
+      // One send on an idle machine; a loaded one may stall the loop past FAST's first RTO.
+      assert.ok(r.transmissions === 1 || r.transmissions === 2, `${r.transmissions} transmissions`);
       assert.ok(r.rttMs >= 0 && r.rttMs < 1000);
     } finally {
       await server.socket.close();
