@@ -290,7 +290,8 @@ export class ChatClient implements AsyncDisposable {
     } catch (err) {
       verdict = { trusted: false, note: `cannot check its key (${err instanceof Error ? err.message : String(err)})` };
     }
-    if (!verdict.trusted || this.closing !== undefined) {
+    // Closing, or the connection ended while its key was checked: nothing to start on it.
+    if (!verdict.trusted || this.closing !== undefined || conn.closed) {
       if (!verdict.trusted) this.emit({ kind: 'refused', name, fingerprint, reason: verdict.note });
       await conn.close().catch((err: unknown) => this.failures.fail(err));
       return;

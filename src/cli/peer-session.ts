@@ -183,6 +183,8 @@ class Session {
   private readonly sessions = new Map<PeerConnection, SecureSession>();
   private accepted = 0;
   private refused = 0;
+  /** run() is closing down: a connection whose key check ends now is not added. */
+  private stopping = false;
   private firstConnection: (() => void) | undefined;
   private readonly connected = new Promise<void>((resolve) => (this.firstConnection = resolve));
 
@@ -207,6 +209,11 @@ class Session {
   async accept(conn: PeerConnection): Promise<boolean> {
     const { name, fingerprint } = conn.peer;
     const verdict = await pinVerdict(this.known, name, conn.peer.publicKey, new Date());
+    // The run ended (or the connection did) while the key was being checked: too late to add it.
+    if (this.stopping || conn.closed) {
+      await conn.close().catch(() => undefined);
+      return false;
+    }
     if (verdict.trusted) {
       this.emit(verdict.kind, { peer: name, fingerprint, ...(verdict.firstSeen !== undefined && { firstSeen: verdict.firstSeen }) }, verdict.note);
       return this.add(conn);
@@ -257,6 +264,7 @@ class Session {
         if (!signal.aborted) await this.relayInput();
       }
     } finally {
+      this.stopping = true;
       for (const session of this.sessions.values()) await session.close();
       await close();
     }
