@@ -326,7 +326,8 @@ export class ChatClient implements AsyncDisposable {
   }
 
   private ended(name: string, link: Link, error: Error | undefined): void {
-    void link.conn.close().catch((err: unknown) => this.failures.fail(err));
+    // After the session's linger: it may still have to acknowledge a repeated CLOSE.
+    void link.session.whenStopped().then(() => link.conn.close()).catch((err: unknown) => this.failures.fail(err));
     if (this.links.get(name) !== link) return;
     this.links.delete(name);
     this.receipts.delete(name);

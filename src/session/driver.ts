@@ -36,6 +36,7 @@ export class SecureSession implements AsyncDisposable {
   private ended = false;
   /** No timer and no path handler any more (after the core's linger, or abort()). */
   private stopped = false;
+  private readonly stoppedSignal = new AbortController();
 
   /** Starts the handshake on `path` at once. */
   constructor(options: SecureSessionOptions) {
@@ -137,6 +138,16 @@ export class SecureSession implements AsyncDisposable {
     this.stop();
   }
 
+  /**
+   * Resolves once the session holds no timer and listens to its path no more: after
+   * close() or abort(), a failure, or — when the peer closed — at the end of the linger in
+   * which it still acknowledges a repeated CLOSE. Then the path may go.
+   */
+  whenStopped(): Promise<void> {
+    const { signal } = this.stoppedSignal;
+    return signal.aborted ? Promise.resolve() : new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
@@ -191,5 +202,6 @@ export class SecureSession implements AsyncDisposable {
     this.timer = undefined;
     this.timerAt = undefined;
     this.path.onMessage(undefined);
+    this.stoppedSignal.abort();
   }
 }

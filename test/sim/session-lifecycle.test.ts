@@ -198,3 +198,28 @@ test('[Symbol.asyncDispose] closes gracefully', simTest({ seed: 16 }, async (wor
   assert.equal(p.b.closedBy, 'peer');
   await p.close();
 }));
+
+test('whenStopped(): the side the peer closed stops after its linger (3 RTO), the closer and an aborted one at once', simTest({ seed: 17 }, async (world) => {
+  const hosts = { alice: world.addHost({ name: 'alice', link: { delayMs: 10 } }), bob: world.addHost({ name: 'bob', link: { delayMs: 10 } }) };
+  const { a, b, close } = await pair(world, hosts);
+  let bobStoppedAt: number | undefined;
+  void b.whenStopped().then(() => (bobStoppedAt = world.clock.now()));
+  await world.run(a.close());
+  const closedAt = world.clock.now();
+  await world.run(a.whenStopped());
+  assert.equal(world.clock.now(), closedAt, 'the closer holds nothing after its CLOSE is acknowledged');
+  assert.equal(b.closedBy, 'peer');
+  assert.equal(bobStoppedAt, undefined, 'bob still lingers to acknowledge a repeated CLOSE');
+  const rto = b.stats.reliable.rtoMs;
+  await world.elapse(3 * rto + 50);
+  assert.ok(bobStoppedAt !== undefined && bobStoppedAt - closedAt <= 3 * rto + 50, `bob stopped ${bobStoppedAt === undefined ? 'never' : bobStoppedAt - closedAt} ms after the close, within 3 RTO (${3 * rto} ms)`);
+
+  const again = await pair(world, { alice: world.addHost({ name: 'alice2' }), bob: world.addHost({ name: 'bob2' }) });
+  again.a.abort();
+  await world.run(again.a.whenStopped());
+  assert.equal(again.a.state, 'closed');
+  await world.run(again.b.close({ timeoutMs: 200 }));
+  await world.run(again.b.whenStopped());
+  await again.close();
+  await close();
+}));
