@@ -4,6 +4,7 @@
 // counted while appending) it is rewritten with the newest MAX_ENTRIES.
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ChatMessage } from '../chat/index.ts';
 import { writeStateText } from './state-dir.ts';
 
 /** Entries the file keeps by default. */
@@ -20,6 +21,11 @@ export interface HistoryEntry {
   /** A private message's receiver. */
   readonly to?: string;
   readonly text: string;
+}
+
+/** The entry of a message said or heard now: a private one names its receiver (us, when heard). */
+export function historyEntry(m: ChatMessage, self: string): HistoryEntry {
+  return { at: new Date().toISOString(), id: m.id, from: m.from, text: m.text, ...(m.room !== undefined ? { room: m.room } : { to: m.to ?? self }) };
 }
 
 /** The history of one chat name. Appends are serialised; failures are reported, never thrown. */

@@ -94,10 +94,15 @@ export function eventLine(item: ChatItem): string | undefined {
   }
 }
 
-/** A message as a line: "bob: hello", "bob → you: hi" (private), continuation lines indented. */
-export function messageLine(from: string, to: string | undefined, text: string, self: string): string {
-  const who = to === undefined ? from : `${from === self ? 'you' : from} → ${to === self ? 'you' : to}`;
-  return `${who}: ${text.replaceAll('\n', `\n${' '.repeat(who.length + 2)}`)}`;
+/**
+ * A message (said, heard or from the history) as a line: "bob: hello" in a room, "bob →
+ * you: hi" or "you → bob: hi" when private (no room; a heard one names no receiver: us),
+ * continuation lines indented.
+ */
+export function messageLine(m: { readonly from: string; readonly to?: string | undefined; readonly room?: string | undefined; readonly text: string }, self: string): string {
+  const to = m.room === undefined ? m.to ?? self : undefined;
+  const who = to === undefined ? m.from : `${m.from === self ? 'you' : m.from} → ${to === self ? 'you' : to}`;
+  return `${who}: ${m.text.replaceAll('\n', `\n${' '.repeat(who.length + 2)}`)}`;
 }
 
 /** Lines of `stdin`, split on \n, until it ends or `signal` aborts. */
@@ -134,9 +139,9 @@ export class LineFrontend implements ChatFrontend {
   show(item: ChatItem): void {
     // Names and errors come from peers too: nothing goes out that could steer a terminal.
     const io = { out: (t: string): void => this.ctx.io.out(displaySafe(t)), err: (t: string): void => this.ctx.io.err(displaySafe(t)) };
-    if (item.kind === 'message') io.out(`${messageLine(item.message.from, item.message.to === undefined && item.message.room === undefined ? this.self : item.message.to, item.message.text, this.self)}\n`);
+    if (item.kind === 'message') io.out(`${messageLine(item.message, this.self)}\n`);
     else if (item.kind === 'ready') {
-      for (const h of item.history) io.out(`${h.at.slice(0, 16).replace('T', ' ')} ${messageLine(h.from, h.to, h.text, this.self)}\n`);
+      for (const h of item.history) io.out(`${h.at.slice(0, 16).replace('T', ' ')} ${messageLine(h, this.self)}\n`);
       io.err(`${item.name} (key ${item.fingerprint})${item.room === undefined ? '' : ` in room "${item.room}"`}; ${item.nat}. /help for commands\n`);
     } else if (item.kind === 'who') io.out(`${eventLine(item)!}\n`);
     else {

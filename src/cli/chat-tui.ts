@@ -96,20 +96,20 @@ export class ChatTui implements ChatFrontend {
       case 'ready': {
         this.room = item.room === undefined ? 'private messages' : `#${item.room}`;
         this.fingerprint = item.fingerprint;
-        for (const h of item.history) this.push({ time: clock(new Date(h.at)), text: messageLine(h.from, h.to, h.text, this.self), style: 'system' });
+        for (const h of item.history) this.push({ time: clock(new Date(h.at)), text: messageLine(h, this.self), style: 'system' });
         if (item.history.length > 0) this.push({ time, text: `— ${item.history.length} earlier messages above —`, style: 'system' });
         this.push({ time, text: `${item.nat}. Type a message and Enter; /help for commands.`, style: 'system' });
         break;
       }
       case 'message': {
         const m = item.message;
-        this.push({ time, text: messageLine(m.from, m.room === undefined ? this.self : undefined, m.text, this.self), style: m.room === undefined ? 'private' : 'message' });
+        this.push({ time, text: messageLine(m, this.self), style: m.room === undefined ? 'private' : 'message' });
         break;
       }
       case 'sent': {
         const { message, recipients } = item.sent;
         const line: Line = {
-          time, id: message.id, text: messageLine(this.self, message.to, message.text, this.self),
+          time, id: message.id, text: messageLine(message, this.self),
           style: message.to === undefined ? 'own' : 'private', marks: { confirmed: 0, of: recipients.length, failed: 0 },
         };
         this.push(line);

@@ -5,12 +5,13 @@
 // when a router forgets its mappings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NAT_PRESETS, type SimHost, type SimRouter, type World } from '../../src/net/sim/index.ts';
+import { NAT_PRESETS, type SimHost, type World } from '../../src/net/sim/index.ts';
 import { connect, expectedOutcome, presetHost, type ConnectAgent, type ConnectOptions, type PeerConnection, type Preset, type PunchedPath } from '../../src/punch/index.ts';
 import { identityFromSeed } from '../../src/rendezvous/index.ts';
 import { SIM_TURN_USER, startSimServe, type SimServe } from '../../src/cli/sim-serve.ts';
 import { isNatkitError } from '../../src/util/index.ts';
 import { simTest } from '../helpers/sim.ts';
+import { flushMappings } from './punch-world.ts';
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -139,7 +140,7 @@ test('a router that forgets its mappings: both sides report the move to the rela
   dialed.onPathChange(watch('a'));
   answered.onPathChange(watch('b'));
   await world.elapse(10_000);
-  flush(aRouter);
+  flushMappings(aRouter);
   await world.elapse(timers.deadAfterMs + timers.upgradeIntervalMs + 10_000);
   assert.deepEqual(changes.filter((c) => c.startsWith('a')), ['a relay', 'a direct']);
   assert.deepEqual(changes.filter((c) => c.startsWith('b')), ['b relay', 'b direct']);
@@ -166,7 +167,3 @@ test('a peer that never answers: CONNECT is retried connectTries times, then ERR
   assert.equal(await serve.stop(), 0);
 }));
 
-/** Removes every UDP mapping of `router`, as a reload would. */
-function flush(router: SimRouter): void {
-  for (const m of router.mappings()) router.unforwardPort({ externalPort: m.external.port });
-}

@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpoint } from '../../src/net/index.ts';
-import { NAT_PRESETS, type SimHost, type SimRouter, type World } from '../../src/net/sim/index.ts';
+import { NAT_PRESETS, type SimHost, type World } from '../../src/net/sim/index.ts';
 import { PortMapGatewayServer, PortMapper } from '../../src/portmap/index.ts';
 import { pairCredentials, punch, type PunchConnection, type PunchedPath, type PunchOptions } from '../../src/punch/index.ts';
 import type { Candidate } from '../../src/rendezvous/index.ts';
 import { isNatkitError } from '../../src/util/index.ts';
 import { simTest } from '../helpers/sim.ts';
-import { addPeer, gather, startServers, type Peer, type Servers } from './punch-world.ts';
+import { addPeer, flushMappings, gather, startServers, type Peer, type Servers } from './punch-world.ts';
 
 const utf8 = new TextEncoder();
 const KEY_A = utf8.encode('a'.repeat(32));
@@ -95,7 +95,7 @@ test('a flushed mapping kills the direct path: relay within the dead-path time, 
 
   // The router reloads: every mapping goes (as SimRouter.unforwardPort removes it).
   const flushedAt = world.clock.now();
-  flush(bRouter);
+  flushMappings(bRouter);
   await world.elapse(timers.deadAfterMs + 5000);
   assert.deepEqual([ca.path.kind, cb.path.kind], ['relay', 'relay'], told());
   // Silence is noticed after deadAfterMs (plus the last keepalive's age), then the relay pairs answer within a second.
@@ -113,10 +113,6 @@ test('a flushed mapping kills the direct path: relay within the dead-path time, 
   await closeAll(world, [ca, cb], [pa, pb], servers);
 }));
 
-/** Removes every UDP mapping of `router`, as a reload would. */
-function flush(router: SimRouter): void {
-  for (const m of router.mappings()) router.unforwardPort({ externalPort: m.external.port });
-}
 
 test('a silent peer: punch() rejects with ERR_TIMEOUT at timeoutMs, and its 256 birthday sockets are closed', simTest({ seed: 14 }, async (world) => {
   const servers = await startServers(world);
@@ -159,7 +155,7 @@ test('without any relay, a dead path that does not come back ends the connection
   const [ca, cb] = await connect(world, pa, pb, { keepaliveMs: 5000, deadAfterMs: 15_000, timeoutMs: 10_000 });
   const ended: unknown[] = [];
   ca.onClose((err) => ended.push(err));
-  flush(bRouter);
+  flushMappings(bRouter);
   await world.elapse(30_000);
   assert.equal(ended.length, 1);
   assert.ok(isNatkitError(ended[0], 'ERR_TIMEOUT'), String(ended[0]));

@@ -5,7 +5,7 @@
 // XOR-MAPPED-ADDRESS is the freshest reflexive address (what lockstep prediction needs).
 import { checkNat } from '../../src/nat/index.ts';
 import { FedSocket, endpoint, type Endpoint, type PacketSocket } from '../../src/net/index.ts';
-import type { SimHost, World } from '../../src/net/sim/index.ts';
+import type { SimHost, SimRouter, World } from '../../src/net/sim/index.ts';
 import type { PunchOffer } from '../../src/punch/index.ts';
 import { natSummary, type Candidate } from '../../src/rendezvous/index.ts';
 import { StunServer } from '../../src/stun/index.ts';
@@ -90,4 +90,9 @@ export async function gather(world: World, host: SimHost, servers: Servers, user
       await raw.close();
     },
   };
+}
+
+/** Removes every UDP mapping of `router`, as a router reload would (SimRouter.unforwardPort removes any). */
+export function flushMappings(router: SimRouter): void {
+  for (const m of router.mappings()) router.unforwardPort({ externalPort: m.external.port });
 }

@@ -9,7 +9,7 @@ import { pairCredentials, punch, type PunchedPath } from '../../src/punch/index.
 import { identityFromSeed } from '../../src/rendezvous/index.ts';
 import { SecureSession } from '../../src/session/index.ts';
 import { simTest } from '../helpers/sim.ts';
-import { addPeer, gather, startServers } from './punch-world.ts';
+import { addPeer, flushMappings, gather, startServers } from './punch-world.ts';
 
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array): string => new TextDecoder().decode(b);
@@ -52,7 +52,7 @@ test('a flushed NAT mapping mid-stream: direct → relay → direct, every messa
   };
   let n = 0;
   for (; n < 40; n++, await world.elapse(250)) tick(n);
-  for (const m of bRouter.mappings()) bRouter.unforwardPort({ externalPort: m.external.port });
+  flushMappings(bRouter);
   for (; n < 240; n++, await world.elapse(250)) tick(n);
   for (let t = 0; t < 30 && (got[0].length < sent[1].length || got[1].length < sent[0].length); t++) await world.elapse(1000);
 

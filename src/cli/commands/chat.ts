@@ -4,10 +4,10 @@
 // with --json, for programs.
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ChatClient, type ChatEvent, type ChatPeer } from '../../chat/index.ts';
+import { ChatClient, type ChatPeer } from '../../chat/index.ts';
 import { keyFingerprint } from '../../punch/index.ts';
 import { isNatkitError } from '../../util/index.ts';
-import { ChatHistory } from '../chat-history.ts';
+import { ChatHistory, historyEntry } from '../chat-history.ts';
 import { CHAT_HELP, JsonFrontend, LineFrontend, type ChatFrontend, type ChatInput } from '../chat-io.ts';
 import { EXIT_OK, UsageError, flag, intOption, stringOption, type Command, type CommandContext } from '../command.ts';
 import { pinVerdict } from '../known-peers.ts';
@@ -71,17 +71,12 @@ async function runChat(ctx: CommandContext): Promise<number> {
   const signal = frontend.interrupted === undefined ? ctx.signal : AbortSignal.any([ctx.signal, frontend.interrupted]);
   try {
     const past = await history.load(room, historyLimit);
-    const record = (event: ChatEvent): void => {
-      if (event.kind !== 'message') return;
-      const m = event.message;
-      history.append({ at: new Date().toISOString(), id: m.id, from: m.from, text: m.text, ...(m.room !== undefined ? { room: m.room } : { to: name }) });
-    };
     client = await ChatClient.start({
       env, identity, name, signal, ...network, ...(room !== undefined && { room }),
       wallClock: Date.now,
       trust: (peer) => pinVerdict(known, peer.name, peer.publicKey, new Date()),
     }, (event) => {
-      record(event);
+      if (event.kind === 'message') history.append(historyEntry(event.message, name));
       frontend.show(event);
     });
     const report = client.agent.report;
@@ -113,9 +108,8 @@ function handle(client: ChatClient, frontend: ChatFrontend, history: ChatHistory
     case 'say': case 'msg': {
       try {
         const sent = client.send(input.text, input.kind === 'msg' ? { to: input.to } : {});
-        const m = sent.message;
         // A room message with nobody to hear it was not said.
-        if (sent.recipients.length > 0) history.append({ at: new Date().toISOString(), id: m.id, from: m.from, text: m.text, ...(m.room !== undefined && { room: m.room }), ...(m.to !== undefined && { to: m.to }) });
+        if (sent.recipients.length > 0) history.append(historyEntry(sent.message, client.name));
         frontend.show({ kind: 'sent', sent });
       } catch (err) {
         if (!isNatkitError(err)) throw err;
